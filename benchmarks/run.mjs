@@ -1,0 +1,83 @@
+// `npm run bench` runs every scenario; `npm run bench -- overhead` one. Each scenario's variants
+// run as separate server processes, measured in interleaved rounds (ABBA) after a warm-up; the
+// table gives medians and the ratio against the baseline measured in the same run, and is
+// appended to benchmarks/RESULTS.md with the machine's facts.
+// Options: --rounds N (default 6), --duration S per measurement (default 5), --warmup S (default 3).
+import { readdir } from 'node:fs/promises'
+import { parseArgs } from 'node:util'
+import { appendResults, factsLine, fmt, interleave, machineFacts, measure, median } from './lib.mjs'
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    rounds: { type: 'string', default: '6' },
+    duration: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '3' },
+    'no-write': { type: 'boolean', default: false }
+  }
+})
+const settings = { rounds: Number(values.rounds), duration: Number(values.duration), warmup: Number(values.warmup) }
+for (const [name, value] of Object.entries(settings)) {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a whole number >= 1, got ${values[name]}`)
+}
+
+const available = (await readdir(new URL('scenarios/', import.meta.url))).filter((file) => file.endsWith('.mjs')).map((file) => file.slice(0, -4))
+const chosen = positionals.length > 0 ? positionals : available
+for (const name of chosen) {
+  if (!available.includes(name)) throw new Error(`unknown benchmark ${name}: expected one of ${available.join(', ')}`)
+}
+
+const facts = machineFacts()
+console.log(factsLine(facts))
+for (const name of chosen) {
+  const { default: scenario } = await import(`./scenarios/${name}.mjs`)
+  const markdown = await (scenario.run ?? runThroughput)(scenario, settings)
+  console.log(`\n${markdown}`)
+  if (!values['no-write']) await appendResults(`### ${scenario.name} — ${factsLine(facts)}\n\n${markdown}`)
+}
+
+/** The default shape of a scenario: throughput of each variant, interleaved, vs the baseline. */
+async function runThroughput (scenario, { rounds, duration, warmup }) {
+  const names = Object.keys(scenario.variants)
+  const servers = {}
+  try {
+    for (const variant of names) servers[variant] = await scenario.variants[variant]()
+    for (const variant of names) await measure(servers[variant].port, { ...scenario.load, duration: warmup })
+    const runs = Object.fromEntries(names.map((variant) => [variant, []]))
+    for (const order of interleave(names, rounds)) {
+      for (const variant of order) {
+        const run = await measure(servers[variant].port, { ...scenario.load, duration })
+        runs[variant].push(run)
+        console.log(`  ${scenario.name} ${variant}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms, errors ${run.errors}, non-2xx ${run.non2xx}`)
+      }
+    }
+    return throughputTable(scenario, runs, { rounds, duration })
+  } finally {
+    for (const server of Object.values(servers)) await server.stop()
+  }
+}
+
+function throughputTable (scenario, runs, { rounds, duration }) {
+  const base = median(runs[scenario.baseline].map((run) => run.rps))
+  const lines = [
+    `${scenario.description}. ${rounds} interleaved rounds of ${duration} s, medians.`,
+    '',
+    `| variant | req/s (median) | min–max | p50 ms | p99 ms | errors | non-2xx | ratio of medians | median of per-round ratios vs ${scenario.baseline} |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
+  ]
+  const verdicts = []
+  const baseRuns = runs[scenario.baseline]
+  for (const [variant, list] of Object.entries(runs)) {
+    const rps = list.map((run) => run.rps)
+    // Each round measured every variant back to back, so a per-round ratio cancels slow drift.
+    const ratio = median(list.map((run, round) => run.rps / baseRuns[round].rps))
+    lines.push(`| ${variant} | ${fmt(median(rps))} | ${fmt(Math.min(...rps))}–${fmt(Math.max(...rps))} | ` +
+      `${median(list.map((run) => run.p50))} | ${median(list.map((run) => run.p99))} | ` +
+      `${list.reduce((sum, run) => sum + run.errors, 0)} | ${list.reduce((sum, run) => sum + run.non2xx, 0)} | ` +
+      `${fmt(median(rps) / base, 3)} | ${fmt(ratio, 3)} |`)
+    if (variant !== scenario.baseline && scenario.goal) {
+      verdicts.push(`${variant}: ${fmt(ratio, 3)} ${ratio >= scenario.goal.min ? 'meets' : 'MISSES'} the goal (${scenario.goal.text})`)
+    }
+  }
+  return [...lines, '', ...verdicts.map((verdict) => `- ${verdict}`)].join('\n')
+}

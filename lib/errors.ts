@@ -1,0 +1,40 @@
+import createError from '@fastify/error'
+
+// Every error the kit throws, in one table. Messages name what was wrong and the value seen,
+// so a bad deployment fails with a line the operator can act on.
+
+/** An option passed in code has a bad value: `(option, value, expected)`. */
+export const FCK_INVALID_OPTION = createError<'FCK_INVALID_OPTION', [string, string, string]>(
+  'FCK_INVALID_OPTION',
+  'Invalid option %s: got %s, expected %s',
+  500,
+  TypeError
+)
+
+/** An environment variable has a bad value: `(variable, value, expected)`. */
+export const FCK_INVALID_ENV = createError<'FCK_INVALID_ENV', [string, string, string]>(
+  'FCK_INVALID_ENV',
+  'Invalid environment variable %s: got %s, expected %s',
+  500,
+  TypeError
+)
+
+/** `fastify.cluster.addCheck()` was given a name that is already registered. */
+export const FCK_DUPLICATE_CHECK = createError<'FCK_DUPLICATE_CHECK', [string]>(
+  'FCK_DUPLICATE_CHECK',
+  'A readiness check named %s is already registered'
+)
+
+/** A readiness check did not settle within its timeout. */
+export const FCK_CHECK_TIMEOUT = createError<'FCK_CHECK_TIMEOUT', [string, number]>(
+  'FCK_CHECK_TIMEOUT',
+  'Readiness check %s timed out after %d ms',
+  503
+)
+
+/** A readiness check resolved to `false`. */
+export const FCK_CHECK_FAILED = createError<'FCK_CHECK_FAILED', [string]>(
+  'FCK_CHECK_FAILED',
+  'Readiness check %s reported not ready',
+  503
+)

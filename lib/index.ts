@@ -1,0 +1,6 @@
+export { clusterPlugin, clusterPlugin as default } from './plugin.js'
+export type { ClusterDecorator, SharedStateBackend } from './plugin.js'
+export type { ClusterPluginOptions } from './options.js'
+export type { Manager } from './identity.js'
+export type { ReadinessCheck, CheckResult, HealthStatus } from './health.js'
+export type { WorkerSample } from './protocol.js'

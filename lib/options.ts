@@ -1,0 +1,97 @@
+import { readBoolean, readMs, readName, type Env } from './config.js'
+import { FCK_INVALID_OPTION } from './errors.js'
+
+/** Options of `clusterPlugin`. Options win over environment variables, which win over defaults. */
+export interface ClusterPluginOptions {
+  /**
+   * Response header carrying the worker id; `false` leaves it out.
+   * @default 'X-Worker-ID'
+   */
+  workerIdHeader?: string | false
+  /**
+   * Response header carrying the worker pid; `false` leaves it out.
+   * @default 'X-Worker-PID'
+   */
+  workerPidHeader?: string | false
+  /**
+   * Prefix of the health routes (`/live`, `/ready` and the JSON report at the prefix itself);
+   * `false` registers none.
+   * @default '/health'
+   */
+  healthPrefix?: string | false
+  /**
+   * Milliseconds between the start of a drain (readiness answers 503) and closing the listener,
+   * so a load balancer or Kubernetes can stop routing here first.
+   * @default 0
+   */
+  shutdownDelay?: number
+  /**
+   * Milliseconds a drain may take before the process exits with code 1 anyway.
+   * Environment: `GRACEFUL_SHUTDOWN_TIMEOUT`.
+   * @default 30000
+   */
+  gracefulTimeout?: number
+  /**
+   * Milliseconds between heartbeats to the primary (and between event-loop samples).
+   * @default 1000
+   */
+  heartbeatInterval?: number
+  /**
+   * Default timeout of a readiness check added with `fastify.cluster.addCheck()`.
+   * @default 1000
+   */
+  checkTimeout?: number
+  /**
+   * Drain and exit on SIGTERM and SIGINT (a second signal forces exit 1).
+   * Set `false` when something else owns the process's signals.
+   * @default true
+   */
+  handleSignals?: boolean
+}
+
+export const DEFAULTS = {
+  workerIdHeader: 'X-Worker-ID',
+  workerPidHeader: 'X-Worker-PID',
+  healthPrefix: '/health',
+  shutdownDelay: 0,
+  gracefulTimeout: 30_000,
+  heartbeatInterval: 1000,
+  checkTimeout: 1000,
+  handleSignals: true,
+  /**
+   * During a drain, a keep-alive socket idle this long is closed. Closing an idle socket at once
+   * (Fastify's default) races a client that is just sending its next request and resets it;
+   * a busy client sends well within this and is then answered with `Connection: close`.
+   */
+  drainIdleGrace: 1000
+} as const
+
+export type ResolvedOptions = Required<ClusterPluginOptions> & { drainIdleGrace: number }
+
+const KNOWN = new Set(Object.keys(DEFAULTS).filter((key) => key !== 'drainIdleGrace'))
+
+export function resolveOptions (options: ClusterPluginOptions, env: Env): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new FCK_INVALID_OPTION('options', String(options), 'an object')
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) throw new FCK_INVALID_OPTION(key, 'an unknown option', [...KNOWN].join(', '))
+  }
+  const healthPrefix = readName(options.healthPrefix, { option: 'healthPrefix' }, DEFAULTS.healthPrefix)
+  if (healthPrefix !== false && !/^(\/[^/\s]+)+\/?$/.test(healthPrefix)) {
+    throw new FCK_INVALID_OPTION('healthPrefix', JSON.stringify(healthPrefix), 'a path like "/health" or false')
+  }
+  return {
+    workerIdHeader: readName(options.workerIdHeader, { option: 'workerIdHeader' }, DEFAULTS.workerIdHeader),
+    workerPidHeader: readName(options.workerPidHeader, { option: 'workerPidHeader' }, DEFAULTS.workerPidHeader),
+    healthPrefix: healthPrefix === false ? false : healthPrefix.replace(/\/$/, ''),
+    shutdownDelay: readMs(options.shutdownDelay, { option: 'shutdownDelay' }, env, DEFAULTS.shutdownDelay),
+    gracefulTimeout: readMs(
+      options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, DEFAULTS.gracefulTimeout, 1
+    ),
+    heartbeatInterval: readMs(options.heartbeatInterval, { option: 'heartbeatInterval' }, env, DEFAULTS.heartbeatInterval, 10),
+    checkTimeout: readMs(options.checkTimeout, { option: 'checkTimeout' }, env, DEFAULTS.checkTimeout, 1),
+    handleSignals: readBoolean(options.handleSignals, { option: 'handleSignals' }, env, DEFAULTS.handleSignals),
+    drainIdleGrace: DEFAULTS.drainIdleGrace
+  }
+}

@@ -1,0 +1,107 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { Checks, registerHealthRoutes, type ReadinessCheck } from './health.js'
+import { detectIdentity, type Manager } from './identity.js'
+import { resolveOptions, type ClusterPluginOptions } from './options.js'
+import { sendToPrimary } from './protocol.js'
+import { Sampler } from './sampler.js'
+import { Shutdown } from './shutdown.js'
+import { Traffic } from './traffic.js'
+
+/** Where cluster-wide state (rate limits, sessions) lives. */
+export type SharedStateBackend = 'redis' | 'primary' | 'memory'
+
+/** `fastify.cluster`: what a route or plugin may ask about the worker it runs in. */
+export interface ClusterDecorator {
+  /** Slot id under bootCluster (`0..N-1`), `NODE_APP_INSTANCE` under PM2, `single` standalone. */
+  readonly workerId: string
+  readonly pid: number
+  /** Who manages this process. */
+  readonly manager: Manager
+  readonly sharedState: SharedStateBackend
+  /** True from the start of a graceful shutdown on. */
+  isDraining: () => boolean
+  /**
+   * Adds a readiness check to `/health/ready`: throwing, rejecting, resolving `false` or taking
+   * longer than `timeout` ms (default: the plugin's `checkTimeout`) makes readiness answer 503.
+   */
+  addCheck: (name: string, fn: ReadinessCheck, options?: { timeout?: number }) => void
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    cluster: ClusterDecorator
+  }
+}
+
+const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fastify: FastifyInstance, opts) => {
+  const options = resolveOptions(opts, process.env)
+  const identity = detectIdentity(process.env)
+  const headers: Array<[string, string]> = []
+  if (options.workerIdHeader !== false) headers.push([options.workerIdHeader, identity.workerId])
+  if (options.workerPidHeader !== false) headers.push([options.workerPidHeader, String(process.pid)])
+
+  const traffic = new Traffic(fastify.server, options.drainIdleGrace)
+  const sampler = new Sampler(traffic)
+  const checks = new Checks(options.checkTimeout)
+  const shutdown = new Shutdown(fastify, traffic, options, identity)
+
+  fastify.decorate('cluster', {
+    workerId: identity.workerId,
+    pid: process.pid,
+    manager: identity.manager,
+    sharedState: 'memory',
+    isDraining: () => traffic.draining,
+    addCheck: (name: string, fn: ReadinessCheck, checkOptions?: { timeout?: number }) => checks.add(name, fn, checkOptions)
+  } satisfies ClusterDecorator)
+
+  if (options.healthPrefix !== false) {
+    registerHealthRoutes(fastify, {
+      prefix: options.healthPrefix,
+      identity,
+      checks,
+      sampler,
+      counters: traffic,
+      isDraining: () => traffic.draining
+    })
+  }
+
+  // Set through the reply, not on the raw response: a header set on the raw response beforehand
+  // sends every one of Fastify's headers down Node's slow validating path (about 10% throughput).
+  fastify.addHook('onRequest', (_request, reply, done) => {
+    for (const [name, value] of headers) reply.header(name, value)
+    if (traffic.onRequest()) reply.header('connection', 'close')
+    done()
+  })
+
+  const reportsToPrimary = identity.manager === 'bootCluster'
+  sampler.start(options.heartbeatInterval, (sample) => {
+    if (reportsToPrimary) sendToPrimary({ type: 'fck:heartbeat', workerId: identity.workerId, pid: process.pid, sample })
+  })
+
+  fastify.addHook('onListen', async () => {
+    shutdown.install()
+    if (reportsToPrimary) {
+      sendToPrimary({ type: 'fck:ready', workerId: identity.workerId, pid: process.pid, address: describeAddress(fastify) })
+    } else if (identity.manager === 'pm2' && process.send !== undefined) {
+      // PM2's `wait_ready` waits for exactly this message.
+      process.send('ready')
+    }
+  })
+
+  fastify.addHook('onClose', async () => {
+    shutdown.uninstall()
+    sampler.stop()
+    traffic.stop()
+  })
+}
+
+function describeAddress (fastify: FastifyInstance): string {
+  const address = fastify.server.address()
+  if (address === null || typeof address === 'string') return String(address)
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`
+}
+
+/** The worker half of the kit; see ClusterPluginOptions. */
+export const clusterPlugin = fp(clusterPluginAsync, { fastify: '5.x', name: 'fastify-cluster-kit' })
+export default clusterPlugin

@@ -1,0 +1,46 @@
+// The typed IPC messages the worker and the primary exchange. Nothing else crosses the
+// channel: every send goes through `sendToPrimary`, every receive through a type guard.
+
+/** What a worker measured over one heartbeat window. */
+export interface WorkerSample {
+  /** Resident set size, bytes. */
+  rss: number
+  heapUsed: number
+  heapTotal: number
+  /** CPU time over the window: microseconds, and percent of one core. */
+  cpu: { user: number, system: number, percent: number }
+  /** Event-loop delay over the window in milliseconds, and utilization (0..1). */
+  eventLoop: { p50: number, p99: number, max: number, utilization: number }
+  /** Requests since start, and those in flight at the end of the window. */
+  requests: { total: number, inFlight: number }
+}
+
+export type WorkerMessage =
+  | { type: 'fck:ready', workerId: string, pid: number, address: string }
+  | { type: 'fck:heartbeat', workerId: string, pid: number, sample: WorkerSample }
+  | { type: 'fck:draining', workerId: string, pid: number, reason: string }
+
+export type PrimaryMessage =
+  | { type: 'fck:shutdown', reason: string }
+
+/** PM2 sends this plain string when `shutdown_with_message` is set (and on Windows). */
+export const PM2_SHUTDOWN_MESSAGE = 'shutdown'
+
+function hasType (message: unknown): message is { type: unknown } {
+  return typeof message === 'object' && message !== null && 'type' in message
+}
+
+export function isPrimaryMessage (message: unknown): message is PrimaryMessage {
+  return hasType(message) && message.type === 'fck:shutdown'
+}
+
+export function isWorkerMessage (message: unknown): message is WorkerMessage {
+  return hasType(message) &&
+    (message.type === 'fck:ready' || message.type === 'fck:heartbeat' || message.type === 'fck:draining')
+}
+
+/** Sends when an IPC channel is open; a closed channel is not an error (the primary may be gone). */
+export function sendToPrimary (message: WorkerMessage): void {
+  if (process.send === undefined || !process.connected) return
+  process.send(message, undefined, {}, () => {})
+}

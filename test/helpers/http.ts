@@ -1,0 +1,71 @@
+import http from 'node:http'
+
+export interface Response {
+  status: number
+  headers: http.IncomingHttpHeaders
+  body: string
+}
+
+/** One GET over a fresh connection (or over `agent`'s), with the whole body read. */
+export async function get (port: number, path: string, agent: http.Agent | false = false): Promise<Response> {
+  return await new Promise((resolve, reject) => {
+    const request = http.get({ host: '127.0.0.1', port, path, agent }, (response) => {
+      let body = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk: string) => { body += chunk })
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }))
+      response.on('error', reject)
+    })
+    request.on('error', reject)
+  })
+}
+
+export interface LoadResult {
+  sent: number
+  ok: number
+  non2xx: number
+  errors: Record<string, number>
+  /** Connections the server asked to close (`Connection: close`). */
+  closedByServer: number
+}
+
+/**
+ * Steady keep-alive load: `connections` clients, each on its own keep-alive socket, each sending
+ * its next request as soon as the previous response ends, the way a busy upstream does. A client
+ * whose response says `Connection: close` stops (the server asked it to go elsewhere), so every
+ * request counted here was sent on a connection the server had accepted.
+ */
+export function keepAliveLoad (port: number, connections: number, path = '/'): { stop: () => Promise<LoadResult> } {
+  const result: LoadResult = { sent: 0, ok: 0, non2xx: 0, errors: {}, closedByServer: 0 }
+  const state = { running: true }
+  const clients = Array.from({ length: connections }, async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    try {
+      while (state.running) {
+        result.sent++
+        try {
+          const response = await get(port, path, agent)
+          if (response.status >= 200 && response.status < 300) result.ok++
+          else result.non2xx++
+          if (response.headers.connection === 'close') {
+            result.closedByServer++
+            return
+          }
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message
+          result.errors[code] = (result.errors[code] ?? 0) + 1
+          return
+        }
+      }
+    } finally {
+      agent.destroy()
+    }
+  })
+  return {
+    stop: async () => {
+      state.running = false
+      await Promise.all(clients)
+      return result
+    }
+  }
+}

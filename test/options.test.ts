@@ -1,0 +1,43 @@
+import Fastify from 'fastify'
+import t, { type Test } from 'tap'
+import clusterPlugin, { type ClusterPluginOptions } from '../dist/index.js'
+
+async function register (t: Test, options: unknown, env: NodeJS.ProcessEnv = {}): Promise<unknown> {
+  const saved = { ...process.env }
+  Object.assign(process.env, env)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  try {
+    await app.register(clusterPlugin, options as ClusterPluginOptions)
+    return undefined
+  } catch (error) {
+    return error
+  } finally {
+    process.env = saved
+  }
+}
+
+const cases: Array<[string, unknown, NodeJS.ProcessEnv, RegExp, string]> = [
+  ['negative gracefulTimeout', { gracefulTimeout: -1 }, {}, /Invalid option gracefulTimeout: got -1/, 'FCK_INVALID_OPTION'],
+  ['fractional shutdownDelay', { shutdownDelay: 1.5 }, {}, /Invalid option shutdownDelay: got 1\.5/, 'FCK_INVALID_OPTION'],
+  ['string heartbeatInterval', { heartbeatInterval: 'fast' }, {}, /heartbeatInterval: got "fast"/, 'FCK_INVALID_OPTION'],
+  ['heartbeatInterval too small', { heartbeatInterval: 1 }, {}, /heartbeatInterval: got 1, expected a whole number of milliseconds >= 10/, 'FCK_INVALID_OPTION'],
+  ['empty header name', { workerIdHeader: '' }, {}, /workerIdHeader: got ""/, 'FCK_INVALID_OPTION'],
+  ['header name true', { workerPidHeader: true }, {}, /workerPidHeader: got true/, 'FCK_INVALID_OPTION'],
+  ['relative health prefix', { healthPrefix: 'health' }, {}, /healthPrefix: got "health"/, 'FCK_INVALID_OPTION'],
+  ['non-boolean handleSignals', { handleSignals: 'yes' }, {}, /handleSignals: got "yes"/, 'FCK_INVALID_OPTION'],
+  ['unknown option', { gracefullTimeout: 10 }, {}, /Invalid option gracefullTimeout: got an unknown option/, 'FCK_INVALID_OPTION'],
+  ['bad GRACEFUL_SHUTDOWN_TIMEOUT', {}, { GRACEFUL_SHUTDOWN_TIMEOUT: 'soon' }, /Invalid environment variable GRACEFUL_SHUTDOWN_TIMEOUT: got "soon"/, 'FCK_INVALID_ENV']
+]
+
+for (const [name, options, env, message, code] of cases) {
+  t.test(name, async (t) => {
+    t.match(await register(t, options, env), { code, message })
+  })
+}
+
+t.test('an option wins over the environment, the environment over the default', async (t) => {
+  t.equal(await register(t, { gracefulTimeout: 500 }, { GRACEFUL_SHUTDOWN_TIMEOUT: 'soon' }), undefined,
+    'a valid option shadows a bad variable')
+  t.equal(await register(t, {}, { GRACEFUL_SHUTDOWN_TIMEOUT: '2500' }), undefined)
+})

@@ -1,0 +1,45 @@
+import Fastify from 'fastify'
+import { expect, test } from 'tstyche'
+import clusterPlugin, {
+  clusterPlugin as named,
+  type ClusterDecorator,
+  type ClusterPluginOptions,
+  type Manager,
+  type WorkerSample
+} from 'fastify-cluster-kit'
+
+const app = Fastify()
+
+test('default and named exports are the same plugin, registrable with options', () => {
+  expect(named).type.toBe(clusterPlugin)
+  expect(app.register(clusterPlugin, { gracefulTimeout: 5000, workerIdHeader: false })).type.not.toRaiseError()
+})
+
+test('fastify.cluster is typed by module augmentation', () => {
+  expect(app.cluster).type.toBe<ClusterDecorator>()
+  expect(app.cluster.workerId).type.toBe<string>()
+  expect(app.cluster.pid).type.toBe<number>()
+  expect(app.cluster.manager).type.toBe<Manager>()
+  expect(app.cluster.manager).type.toBe<'bootCluster' | 'pm2' | 'none'>()
+  expect(app.cluster.sharedState).type.toBe<'redis' | 'primary' | 'memory'>()
+  expect(app.cluster.isDraining()).type.toBe<boolean>()
+  expect(app.cluster.addCheck('db', async () => true, { timeout: 100 })).type.toBe<void>()
+})
+
+test('wrong option types do not compile', () => {
+  expect(app.register(clusterPlugin, { gracefulTimeout: '30s' })).type.toRaiseError()
+  expect(app.register(clusterPlugin, { workerIdHeader: true })).type.toRaiseError()
+  expect(app.register(clusterPlugin, { handleSignals: 'yes' })).type.toRaiseError()
+  expect(app.register(clusterPlugin, { notAnOption: 1 })).type.toRaiseError()
+  expect<ClusterPluginOptions>().type.not.toHaveProperty('port')
+})
+
+test('addCheck wants a name and a function', () => {
+  expect(app.cluster.addCheck('db')).type.toRaiseError()
+  expect(app.cluster.addCheck(1, () => true)).type.toRaiseError()
+})
+
+test('a heartbeat sample has the documented shape', () => {
+  expect<WorkerSample['eventLoop']>().type.toBe<{ p50: number, p99: number, max: number, utilization: number }>()
+  expect<WorkerSample['requests']>().type.toBe<{ total: number, inFlight: number }>()
+})
