@@ -68,3 +68,22 @@ export function readName (value: unknown, source: Source, fallback: string): str
   if (typeof value === 'string' && value.trim() !== '') return value
   return fail(source, false, value, 'a non-empty string or false')
 }
+
+const BYTE_UNITS: Record<string, number> = { '': 1, B: 1, K: 2 ** 10, KB: 2 ** 10, M: 2 ** 20, MB: 2 ** 20, G: 2 ** 30, GB: 2 ** 30 }
+
+/** A size in bytes: a number, or a string like `512M`, `1G`, `300MB`; `fallback` when unset. */
+export function readBytes (value: unknown, source: Source, env: Env, fallback: number | undefined): number | undefined {
+  const found = pick(value, source, env)
+  if (found === undefined) return fallback
+  const expected = 'bytes as a whole number or with a unit K, M or G (e.g. 512M, 1G)'
+  if (typeof found.raw === 'number') {
+    if (!Number.isSafeInteger(found.raw) || found.raw < 1) fail(source, found.fromEnv, found.raw, expected)
+    return found.raw
+  }
+  const match = typeof found.raw === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([KMG]?B?)\s*$/i.exec(found.raw) : null
+  const scale = match === null ? undefined : BYTE_UNITS[(match[2] ?? '').toUpperCase()]
+  if (match === null || scale === undefined) return fail(source, found.fromEnv, found.raw, expected)
+  const bytes = Math.round(Number(match[1]) * scale)
+  if (bytes < 1) fail(source, found.fromEnv, found.raw, expected)
+  return bytes
+}

@@ -38,3 +38,35 @@ export const FCK_CHECK_FAILED = createError<'FCK_CHECK_FAILED', [string]>(
   'Readiness check %s reported not ready',
   503
 )
+
+/** `bootCluster`'s factory did not give back a Fastify instance: `(what it returned)`. */
+export const FCK_INVALID_FACTORY = createError<'FCK_INVALID_FACTORY', [string]>(
+  'FCK_INVALID_FACTORY',
+  'bootCluster factory must return a Fastify instance (or a promise of one), got %s'
+)
+
+/** The app's port is taken: `(host:port, where the port came from)`. */
+export const FCK_PORT_IN_USE = createError<'FCK_PORT_IN_USE', [string, string]>(
+  'FCK_PORT_IN_USE',
+  'Cannot listen on %s: the address is already in use (port from %s)'
+)
+
+/** The cluster could not start: `(slot, reason)`. Nothing is left running. */
+export const FCK_START_FAILED = createError<'FCK_START_FAILED', [string, string]>(
+  'FCK_START_FAILED',
+  'Cluster start failed: worker %s did not become ready: %s'
+)
+
+/** `reload()` while another reload runs. */
+export const FCK_RELOAD_IN_PROGRESS = createError<'FCK_RELOAD_IN_PROGRESS', []>(
+  'FCK_RELOAD_IN_PROGRESS',
+  'A rolling reload is already running; wait for it to finish',
+  409
+)
+
+/** `reload()` during shutdown. */
+export const FCK_SHUTTING_DOWN = createError<'FCK_SHUTTING_DOWN', []>(
+  'FCK_SHUTTING_DOWN',
+  'The cluster is shutting down',
+  503
+)

@@ -19,6 +19,8 @@ export type WorkerMessage =
   | { type: 'fck:ready', workerId: string, pid: number, address: string }
   | { type: 'fck:heartbeat', workerId: string, pid: number, sample: WorkerSample }
   | { type: 'fck:draining', workerId: string, pid: number, reason: string }
+  /** Sent just before a worker exits because it could not start (the factory threw, the port is taken). */
+  | { type: 'fck:failed', workerId: string, pid: number, error: { code?: string, message: string } }
 
 export type PrimaryMessage =
   | { type: 'fck:shutdown', reason: string }
@@ -36,11 +38,19 @@ export function isPrimaryMessage (message: unknown): message is PrimaryMessage {
 
 export function isWorkerMessage (message: unknown): message is WorkerMessage {
   return hasType(message) &&
-    (message.type === 'fck:ready' || message.type === 'fck:heartbeat' || message.type === 'fck:draining')
+    ['fck:ready', 'fck:heartbeat', 'fck:draining', 'fck:failed'].includes(message.type as string)
 }
 
-/** Sends when an IPC channel is open; a closed channel is not an error (the primary may be gone). */
-export function sendToPrimary (message: WorkerMessage): void {
+/**
+ * Sends when an IPC channel is open; a closed channel is not an error (the primary may be gone).
+ * Resolves once the message is handed to the channel, so a worker can send and then exit.
+ */
+export async function sendToPrimary (message: WorkerMessage): Promise<void> {
   if (process.send === undefined || !process.connected) return
-  process.send(message, undefined, {}, () => {})
+  await new Promise<void>((resolve) => process.send?.(message, undefined, {}, () => resolve()))
+}
+
+/** What a primary sends a worker; typed so nothing untyped crosses the channel. */
+export function sendToWorker (child: { send: (message: PrimaryMessage) => unknown, isConnected: () => boolean }, message: PrimaryMessage): void {
+  if (child.isConnected()) child.send(message)
 }

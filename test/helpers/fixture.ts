@@ -45,7 +45,7 @@ export async function startFixture (
   const port = await new Promise<number>((resolve, reject) => {
     const onData = (chunk: Buffer): void => {
       text += chunk.toString()
-      const match = /\{"listening":(\d+)\}/.exec(text)
+      const match = /\{"listening":(\d+)/.exec(text)
       if (match?.[1] !== undefined) resolve(Number(match[1]))
     }
     child.stdout?.on('data', onData)
@@ -53,4 +53,16 @@ export async function startFixture (
     exited.then((exit) => reject(new Error(`fixture ${script} exited (${JSON.stringify(exit)}) before listening:\n${text}`)))
   })
   return { child, port, messages, output: () => text, exited }
+}
+
+/** Runs a fixture to its exit (killing it after `ms`) and returns the exit and all it printed. */
+export async function runFixture (script: string, env: NodeJS.ProcessEnv, ms = 20_000): Promise<Exit & { output: string }> {
+  const child = spawn(process.execPath, [fixturePath(script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms)
+  const [code, signal] = await once(child, 'exit')
+  clearTimeout(timer)
+  return { code, signal, output }
 }

@@ -1,0 +1,72 @@
+import cluster from 'node:cluster'
+import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import { FCK_INVALID_FACTORY, FCK_INVALID_OPTION, FCK_PORT_IN_USE } from './errors.js'
+import { detectIdentity, type Identity } from './identity.js'
+import { clusterPlugin } from './plugin.js'
+import { resolveBootOptions, type BootClusterOptions, type ResolvedBootOptions } from './primary/options.js'
+import { Supervisor } from './primary/supervisor.js'
+import type { ClusterHandle } from './primary/types.js'
+import { sendToPrimary } from './protocol.js'
+
+export type AppFactory = () => FastifyInstance | Promise<FastifyInstance>
+
+/**
+ * One entry for every role. In the primary (clustering enabled, no PM2) it forks and supervises
+ * workers and resolves to a ClusterHandle once all listen. In a worker, in single-process mode
+ * and under PM2 it builds the app, registers clusterPlugin if the factory did not, listens on
+ * `port`/`host`, and resolves to the FastifyInstance.
+ */
+export async function bootCluster (factory: AppFactory, options: BootClusterOptions = {}): Promise<ClusterHandle | FastifyInstance> {
+  if (typeof factory !== 'function') {
+    throw new FCK_INVALID_OPTION('factory', String(factory), 'a function returning a Fastify instance')
+  }
+  const resolved = resolveBootOptions(options, process.env)
+  const identity = detectIdentity(process.env)
+  if (cluster.isPrimary && resolved.enabled && identity.manager === 'none') {
+    const supervisor = new Supervisor(resolved, pino({ level: process.env.LOG_LEVEL ?? 'info' }).child({ role: 'primary' }))
+    await supervisor.start()
+    return supervisor
+  }
+  return await runWorker(factory, resolved, identity)
+}
+
+async function runWorker (factory: AppFactory, options: ResolvedBootOptions, identity: Identity): Promise<FastifyInstance> {
+  try {
+    const app: unknown = await factory()
+    if (!isFastify(app)) throw new FCK_INVALID_FACTORY(describe(app))
+    if (!app.hasDecorator('cluster')) await app.register(clusterPlugin, { gracefulTimeout: options.gracefulTimeout, ...options.plugin })
+    await listen(app, options)
+    return app
+  } catch (error) {
+    if (identity.manager !== 'bootCluster') throw error
+    // Tell the primary why, so the start failure it reports names the cause; then leave.
+    const { code, message } = error as { code?: string, message?: string }
+    console.error(error)
+    await sendToPrimary({ type: 'fck:failed', workerId: identity.workerId, pid: process.pid, error: { code, message: message ?? String(error) } })
+    process.exit(1)
+  }
+}
+
+async function listen (app: FastifyInstance, { port, host }: ResolvedBootOptions): Promise<void> {
+  try {
+    await app.listen({ port, host })
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new FCK_PORT_IN_USE(`${host}:${port}`, process.env.PORT === undefined ? 'the port option or its default' : `PORT=${process.env.PORT}`)
+    }
+    throw error
+  }
+}
+
+function isFastify (value: unknown): value is FastifyInstance {
+  const candidate = value as Partial<FastifyInstance> | null
+  return typeof candidate?.listen === 'function' && typeof candidate.register === 'function' &&
+    typeof candidate.hasDecorator === 'function' && typeof candidate.inject === 'function'
+}
+
+function describe (value: unknown): string {
+  if (value === null) return 'null'
+  if (typeof value === 'object') return `an object with keys [${Object.keys(value).slice(0, 5).join(', ')}]`
+  return `${typeof value} ${String(value)}`
+}

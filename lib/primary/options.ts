@@ -1,0 +1,147 @@
+import os from 'node:os'
+import { readBoolean, readBytes, readInteger, readMs, type Env } from '../config.js'
+import { FCK_INVALID_OPTION } from '../errors.js'
+import type { ClusterPluginOptions } from '../options.js'
+
+/** Options of `bootCluster()`. Options win over environment variables, which win over defaults. */
+export interface BootClusterOptions {
+  /**
+   * Fork workers. Environment: `ENABLE_CLUSTERING`.
+   * @default true, except when NODE_ENV is `test`
+   */
+  enabled?: boolean
+  /**
+   * Number of workers. Environment: `CLUSTER_WORKERS`.
+   * @default NODE_ENV production: os.availableParallelism(); otherwise at most 2
+   */
+  workers?: number
+  /**
+   * Port the app listens on (0 picks a free one). Environment: `PORT`.
+   * @default 3000
+   */
+  port?: number
+  /**
+   * Host the app listens on. Environment: `HOST`.
+   * @default '0.0.0.0'
+   */
+  host?: string
+  /**
+   * Early crashes in a row after which a slot is given up. Environment: `MAX_WORKER_RESTARTS`.
+   * @default 10
+   */
+  maxRestarts?: number
+  /**
+   * Delay before restarting after an early crash, doubled per crash in a row up to 30 s.
+   * Environment: `WORKER_RESTART_DELAY`.
+   * @default 1000
+   */
+  restartDelay?: number
+  /**
+   * A worker that exits within this many ms of becoming ready (or never became ready) crashed
+   * early; one that ran longer is replaced at once and its slot's count starts again.
+   * @default 30000
+   */
+  restartWindow?: number
+  /**
+   * Milliseconds a worker may take from fork to listening; past it, it is killed as a failed start.
+   * @default 30000
+   */
+  readyTimeout?: number
+  /**
+   * Milliseconds without a heartbeat after which a ready worker (event loop blocked) is killed and replaced.
+   * @default 15000
+   */
+  heartbeatTimeout?: number
+  /**
+   * Resident memory (bytes, or `512M`, `1G`) above which a worker is replaced gracefully.
+   * Environment: `MAX_WORKER_MEMORY`.
+   * @default undefined (off)
+   */
+  maxMemory?: number | string
+  /**
+   * Milliseconds a worker may take to drain; stragglers are killed. Also the workers' own limit.
+   * Environment: `GRACEFUL_SHUTDOWN_TIMEOUT`.
+   * @default 30000
+   */
+  gracefulTimeout?: number
+  /**
+   * Milliseconds between health reports in the log; 0 disables them.
+   * Environment: `CLUSTER_HEALTH_REPORT_INTERVAL`.
+   * @default 60000
+   */
+  healthReportInterval?: number
+  /**
+   * Options for the clusterPlugin that bootCluster registers when the factory did not.
+   * @default {}
+   */
+  plugin?: ClusterPluginOptions
+}
+
+export const DEFAULTS = {
+  port: 3000,
+  host: '0.0.0.0',
+  maxRestarts: 10,
+  restartDelay: 1000,
+  /** The exponential back-off stops growing here. */
+  maxRestartDelay: 30_000,
+  restartWindow: 30_000,
+  readyTimeout: 30_000,
+  heartbeatTimeout: 15_000,
+  gracefulTimeout: 30_000,
+  healthReportInterval: 60_000,
+  /** Development runs at most this many workers. */
+  developmentWorkers: 2
+} as const
+
+export interface ResolvedBootOptions {
+  enabled: boolean
+  workers: number
+  port: number
+  host: string
+  maxRestarts: number
+  restartDelay: number
+  maxRestartDelay: number
+  restartWindow: number
+  readyTimeout: number
+  heartbeatTimeout: number
+  maxMemory: number | undefined
+  gracefulTimeout: number
+  healthReportInterval: number
+  plugin: ClusterPluginOptions
+}
+
+const KNOWN = new Set(['enabled', 'workers', 'port', 'host', 'maxRestarts', 'restartDelay', 'restartWindow', 'readyTimeout',
+  'heartbeatTimeout', 'maxMemory', 'gracefulTimeout', 'healthReportInterval', 'plugin'])
+
+function defaultWorkers (env: Env): number {
+  const cores = os.availableParallelism()
+  return env.NODE_ENV === 'production' ? cores : Math.min(DEFAULTS.developmentWorkers, cores)
+}
+
+export function resolveBootOptions (options: BootClusterOptions, env: Env): ResolvedBootOptions {
+  if (typeof options !== 'object' || options === null) throw new FCK_INVALID_OPTION('options', String(options), 'an object')
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) throw new FCK_INVALID_OPTION(key, 'an unknown option', [...KNOWN].join(', '))
+  }
+  const host = options.host ?? (env.HOST === undefined || env.HOST === '' ? DEFAULTS.host : env.HOST)
+  if (typeof host !== 'string' || host.trim() === '') throw new FCK_INVALID_OPTION('host', JSON.stringify(host), 'a host name or address')
+  if (options.plugin !== undefined && (typeof options.plugin !== 'object' || options.plugin === null)) {
+    throw new FCK_INVALID_OPTION('plugin', String(options.plugin), 'clusterPlugin options (an object)')
+  }
+  return {
+    enabled: readBoolean(options.enabled, { option: 'enabled', env: 'ENABLE_CLUSTERING' }, env, env.NODE_ENV !== 'test'),
+    workers: readInteger(options.workers, { option: 'workers', env: 'CLUSTER_WORKERS' }, env, defaultWorkers(env), 1, 'a whole number of workers >= 1'),
+    port: readInteger(options.port, { option: 'port', env: 'PORT' }, env, DEFAULTS.port, 0, 'a port number from 0 to 65535', 65535),
+    host,
+    maxRestarts: readInteger(options.maxRestarts, { option: 'maxRestarts', env: 'MAX_WORKER_RESTARTS' }, env, DEFAULTS.maxRestarts, 0),
+    restartDelay: readMs(options.restartDelay, { option: 'restartDelay', env: 'WORKER_RESTART_DELAY' }, env, DEFAULTS.restartDelay),
+    maxRestartDelay: DEFAULTS.maxRestartDelay,
+    restartWindow: readMs(options.restartWindow, { option: 'restartWindow' }, env, DEFAULTS.restartWindow),
+    readyTimeout: readMs(options.readyTimeout, { option: 'readyTimeout' }, env, DEFAULTS.readyTimeout, 1),
+    heartbeatTimeout: readMs(options.heartbeatTimeout, { option: 'heartbeatTimeout' }, env, DEFAULTS.heartbeatTimeout, 100),
+    maxMemory: readBytes(options.maxMemory, { option: 'maxMemory', env: 'MAX_WORKER_MEMORY' }, env, undefined),
+    gracefulTimeout: readMs(options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, DEFAULTS.gracefulTimeout, 1),
+    healthReportInterval: readMs(options.healthReportInterval, { option: 'healthReportInterval', env: 'CLUSTER_HEALTH_REPORT_INTERVAL' }, env, DEFAULTS.healthReportInterval),
+    plugin: options.plugin ?? {}
+  }
+}

@@ -1,0 +1,63 @@
+import type { Slot } from './slot.js'
+import type { ClusterHealth, ClusterStats, WorkerStats } from './types.js'
+
+const MB = 2 ** 20
+
+function workerStats (slot: Slot, now: number): WorkerStats {
+  const entry = slot.worker
+  const sample = entry?.sample
+  return {
+    id: String(slot.id),
+    pid: entry?.worker.process.pid ?? null,
+    state: slot.state,
+    uptime: entry === undefined ? 0 : Math.round((now - entry.forkedAt) / 100) / 10,
+    restarts: slot.restarts,
+    memory: sample === undefined ? null : { rss: sample.rss, heapUsed: sample.heapUsed, heapTotal: sample.heapTotal },
+    cpu: sample?.cpu.percent ?? null,
+    eventLoop: sample?.eventLoop ?? null,
+    requests: sample?.requests ?? null
+  }
+}
+
+export function buildHealth (slots: readonly Slot[], maxRestarts: number): ClusterHealth {
+  const alive = slots.filter((slot) => slot.alive).length
+  const expected = slots.length
+  const warnings: string[] = []
+  for (const slot of slots) {
+    if (slot.state === 'given-up') warnings.push(`worker ${slot.id} gave up after ${maxRestarts} restarts (early crashes in a row)`)
+  }
+  if (alive * 2 < expected) warnings.push(`only ${alive} of ${expected} workers alive`)
+  const healthy = warnings.length === 0
+  return { status: healthy ? 'ok' : 'degraded', healthy, alive, expected, warnings }
+}
+
+export function buildStats (slots: readonly Slot[], health: ClusterHealth): ClusterStats {
+  const now = Date.now()
+  const memory = process.memoryUsage()
+  return {
+    primary: {
+      pid: process.pid,
+      uptime: Math.round(process.uptime() * 10) / 10,
+      memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal }
+    },
+    workers: slots.map((slot) => workerStats(slot, now)),
+    alive: health.alive,
+    expected: health.expected,
+    healthy: health.healthy,
+    warnings: health.warnings
+  }
+}
+
+/** The periodic "Cluster Health Report" log line. */
+export function formatReport (stats: ClusterStats): string {
+  const lines = [
+    `Cluster Health Report: primary pid ${stats.primary.pid}, uptime ${stats.primary.uptime}s, ` +
+    `workers ${stats.alive}/${stats.expected} alive, primary rss ${Math.round(stats.primary.memory.rss / MB)} MB`
+  ]
+  for (const worker of stats.workers) {
+    const rss = worker.memory === null ? '?' : `${Math.round(worker.memory.rss / MB)} MB`
+    lines.push(`  worker ${worker.id}: pid ${worker.pid ?? '-'}, ${worker.state}, uptime ${worker.uptime}s, restarts ${worker.restarts}, rss ${rss}`)
+  }
+  for (const warning of stats.warnings) lines.push(`  warning: ${warning}`)
+  return lines.join('\n')
+}

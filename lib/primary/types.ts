@@ -1,0 +1,70 @@
+import type { EventEmitter } from 'node:events'
+import type { SlotState } from './slot.js'
+
+export interface WorkerStats {
+  /** Slot id, `0..N-1`, kept by replacements. */
+  id: string
+  pid: number | null
+  state: SlotState
+  /** Seconds since this worker was forked. */
+  uptime: number
+  /** Workers started in this slot after the first. */
+  restarts: number
+  /** From the last heartbeat, bytes; null before the first. */
+  memory: { rss: number, heapUsed: number, heapTotal: number } | null
+  /** Percent of one core over the last heartbeat window. */
+  cpu: number | null
+  /** Event-loop delay (ms) and utilization over the last heartbeat window. */
+  eventLoop: { p50: number, p99: number, max: number, utilization: number } | null
+  requests: { total: number, inFlight: number } | null
+}
+
+export interface ClusterStats {
+  primary: { pid: number, uptime: number, memory: { rss: number, heapUsed: number, heapTotal: number } }
+  workers: WorkerStats[]
+  /** Slots whose worker is ready. */
+  alive: number
+  expected: number
+  healthy: boolean
+  warnings: string[]
+}
+
+export interface ClusterHealth {
+  /** `degraded` when fewer than half the expected workers are alive or a slot gave up. */
+  status: 'ok' | 'degraded'
+  healthy: boolean
+  alive: number
+  expected: number
+  warnings: string[]
+}
+
+export type ReloadResult =
+  | { ok: true, durationMs: number, workers: Array<{ id: string, pid: number }> }
+  | { ok: false, durationMs: number, reason: string }
+
+export interface WorkerEvent {
+  id: string
+  pid: number
+}
+
+export interface ClusterEvents {
+  'worker:ready': [WorkerEvent]
+  'worker:exit': [WorkerEvent & { code: number | null, signal: string | null, state: SlotState | 'retired', reason?: string }]
+  'worker:restart': [{ id: string, restarts: number, delay: number }]
+  'restart-limit': [{ id: string, earlyCrashes: number }]
+  'reload:start': [{ slots: number }]
+  'reload:done': [Extract<ReloadResult, { ok: true }>]
+  'reload:failed': [Extract<ReloadResult, { ok: false }>]
+  unhealthy: [ClusterHealth]
+  healthy: [ClusterHealth]
+}
+
+/** What `bootCluster()` resolves to in the primary. */
+export interface ClusterHandle extends EventEmitter<ClusterEvents> {
+  stats: () => ClusterStats
+  health: () => ClusterHealth
+  /** Rolling reload, one slot at a time; rejects with FCK_RELOAD_IN_PROGRESS while one runs. */
+  reload: () => Promise<ReloadResult>
+  /** Drains every worker in parallel; stragglers are killed after gracefulTimeout. */
+  shutdown: () => Promise<void>
+}

@@ -1,0 +1,89 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import net from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Test } from 'tap'
+import { startFixture, type Fixture } from './fixture.js'
+
+/** A port that was free a moment ago (the OS picked it). */
+export async function freePort (): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+export function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Waits up to `ms` for every pid to be gone; returns those still alive. */
+export async function waitGone (pids: number[], ms = 5000): Promise<number[]> {
+  const deadline = Date.now() + ms
+  while (pids.some(isAlive) && Date.now() < deadline) await sleep(50)
+  return pids.filter(isAlive)
+}
+
+export interface ClusterFixture extends Fixture {
+  /** The `{"event":...}` lines the primary printed so far. */
+  events: () => Array<Record<string, any>>
+  waitForEvent: (predicate: (event: Record<string, any>) => boolean, ms?: number) => Promise<Record<string, any>>
+  /** Calls a ClusterHandle method in the primary over IPC. */
+  call: (method: 'stats' | 'health' | 'reload' | 'shutdown') => Promise<any>
+}
+
+/** Starts test/fixtures/cluster.mjs as a real primary with its workers on a free port. */
+export async function startCluster (t: Test, env: NodeJS.ProcessEnv = {}, boot: Record<string, unknown> = {}): Promise<ClusterFixture> {
+  const port = await freePort()
+  const fixture = await startFixture(t, 'cluster.mjs', {
+    env: {
+      NODE_ENV: 'development',
+      CLUSTER_WORKERS: '2',
+      LOG_LEVEL: 'warn',
+      FIXTURE_BOOT_OPTIONS: JSON.stringify({ port, host: '127.0.0.1', healthReportInterval: 0, ...boot }),
+      ...env
+    }
+  })
+  const events = (): Array<Record<string, any>> => fixture.output().split('\n')
+    .filter((line) => line.startsWith('{"event"'))
+    .map((line) => JSON.parse(line))
+  const waitForEvent = async (predicate: (event: Record<string, any>) => boolean, ms = 20_000): Promise<Record<string, any>> => {
+    const deadline = Date.now() + ms
+    for (;;) {
+      const found = events().find(predicate)
+      if (found !== undefined) return found
+      if (Date.now() > deadline) throw new Error(`no matching event within ${ms} ms; events: ${JSON.stringify(events())}`)
+      await sleep(20)
+    }
+  }
+  let calls = 0
+  const call = async (method: string): Promise<any> => await new Promise((resolve, reject) => {
+    const id = ++calls
+    const onMessage = (message: any): void => {
+      if (message?.id !== id) return
+      fixture.child.off('message', onMessage)
+      if (message.error !== undefined) reject(Object.assign(new Error(message.error.message), message.error))
+      else resolve(message.value)
+    }
+    fixture.child.on('message', onMessage)
+    fixture.child.send({ id, call: method })
+  })
+  return { ...fixture, events, waitForEvent, call }
+}
+
+/** Processes whose environment holds `FIXTURE_RUN=<marker>`: a cluster's primary and workers alike. */
+export function pidsWithMarker (marker: string): number[] {
+  const pids: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      if (readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0').includes(`FIXTURE_RUN=${marker}`)) pids.push(Number(entry))
+    } catch {}
+  }
+  return pids
+}
