@@ -1,10 +1,16 @@
 // The benchmark runner's building blocks: servers in their own processes, autocannon driven
 // programmatically, interleaved rounds, medians, ratios, machine facts, RESULTS.md.
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { appendFile } from 'node:fs/promises'
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import net from 'node:net'
 import os from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import autocannon from 'autocannon'
+
+const run = promisify(execFile)
 
 const here = new URL('.', import.meta.url)
 export const RESULTS = new URL('RESULTS.md', here)
@@ -15,14 +21,16 @@ function pinned (command, args, cpu) {
 }
 
 /**
- * Starts a server script from benchmarks/servers/ in its own process (on the last core, away from
- * autocannon) and resolves once it prints `{"listening":port}`.
+ * Starts a server script from benchmarks/servers/ in its own process (by default on the last core,
+ * away from autocannon; `cpus: '0-1'` for a cluster) and resolves once it prints `{"listening":port}`.
+ * `lines()` returns every JSON line it printed so far.
  */
 export async function startServer (script, args = [], { env = {}, cpus } = {}) {
   const cpuList = cpus ?? String(os.availableParallelism() - 1)
   const [command, argv] = pinned(process.execPath, [new URL(`servers/${script}`, here).pathname, ...args], cpuList)
   const child = spawn(command, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'], detached: true })
   let text = ''
+  const lines = () => text.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line))
   const port = await new Promise((resolve, reject) => {
     child.stdout.on('data', (chunk) => {
       text += chunk
@@ -34,6 +42,7 @@ export async function startServer (script, args = [], { env = {}, cpus } = {}) {
   return {
     port,
     child,
+    lines,
     async stop () {
       if (child.exitCode !== null || child.signalCode !== null) return
       const exited = once(child, 'exit')
@@ -90,3 +99,70 @@ export async function appendResults (markdown) {
 }
 
 export const fmt = (value, digits = 0) => Number(value).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+
+/** A port that was free a moment ago. */
+export async function freePort () {
+  const server = net.createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** Resident memory of a process in bytes, from /proc. */
+export async function rssOf (pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) * 1024
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Resolves once 127.0.0.1:port answers GET / with 200 from `distinct` different pids (X-Worker-PID or the socket). */
+export async function waitAnswering (port, ms = 30_000) {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/`)
+      if (response.status === 200) return
+    } catch {}
+    await sleep(50)
+  }
+  throw new Error(`nothing answered on port ${port} within ${ms} ms`)
+}
+
+/**
+ * Runs `script` from servers/ under a private PM2 (own PM2_HOME and daemon) in cluster mode.
+ * `pm2(...args)` runs a PM2 command against it; `stop()` kills the daemon and everything it started.
+ */
+export async function startPm2 (script, args, instances, env = {}) {
+  const home = await mkdtemp(join(os.tmpdir(), 'fck-bench-pm2-'))
+  const port = await freePort()
+  const pm2Bin = createRequire(import.meta.url).resolve('pm2/bin/pm2')
+  const pm2 = async (...argv) => await run(process.execPath, [pm2Bin, ...argv], { env: { ...process.env, PM2_HOME: home, NODE_OPTIONS: '' } })
+  const ecosystem = join(home, 'ecosystem.json')
+  await writeFile(ecosystem, JSON.stringify({
+    apps: [{
+      name: 'bench',
+      script: new URL(`servers/${script}`, here).pathname,
+      args,
+      exec_mode: 'cluster',
+      instances,
+      wait_ready: true,
+      listen_timeout: 10_000,
+      kill_timeout: 10_000,
+      env: { PORT: String(port), ...env }
+    }]
+  }))
+  await pm2('start', ecosystem)
+  await waitAnswering(port)
+  const daemonPid = Number(await readFile(join(home, 'pm2.pid'), 'utf8'))
+  return {
+    port,
+    daemonPid,
+    pm2,
+    async stop () {
+      await pm2('kill').catch(() => {})
+      await rm(home, { recursive: true, force: true })
+    }
+  }
+}

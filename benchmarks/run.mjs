@@ -75,7 +75,7 @@ function throughputTable (scenario, runs, { rounds, duration }) {
       `${median(list.map((run) => run.p50))} | ${median(list.map((run) => run.p99))} | ` +
       `${list.reduce((sum, run) => sum + run.errors, 0)} | ${list.reduce((sum, run) => sum + run.non2xx, 0)} | ` +
       `${fmt(median(rps) / base, 3)} | ${fmt(ratio, 3)} |`)
-    if (variant !== scenario.baseline && scenario.goal) {
+    if (variant !== scenario.baseline && scenario.goal && (scenario.goal.variant ?? variant) === variant) {
       verdicts.push(`${variant}: ${fmt(ratio, 3)} ${ratio >= scenario.goal.min ? 'meets' : 'MISSES'} the goal (${scenario.goal.text})`)
     }
   }

@@ -1,9 +1,9 @@
 import cluster from 'node:cluster'
 import type { FastifyInstance } from 'fastify'
-import { pino } from 'pino'
-import { FCK_INVALID_FACTORY, FCK_INVALID_OPTION, FCK_PORT_IN_USE } from './errors.js'
+import { FCK_INVALID_ENV, FCK_INVALID_FACTORY, FCK_INVALID_OPTION, FCK_PORT_IN_USE } from './errors.js'
 import { detectIdentity, type Identity } from './identity.js'
 import { clusterPlugin } from './plugin.js'
+import { createLogger, isLevel } from './primary/log.js'
 import { resolveBootOptions, type BootClusterOptions, type ResolvedBootOptions } from './primary/options.js'
 import { Supervisor } from './primary/supervisor.js'
 import type { ClusterHandle } from './primary/types.js'
@@ -24,7 +24,9 @@ export async function bootCluster (factory: AppFactory, options: BootClusterOpti
   const resolved = resolveBootOptions(options, process.env)
   const identity = detectIdentity(process.env)
   if (cluster.isPrimary && resolved.enabled && identity.manager === 'none') {
-    const supervisor = new Supervisor(resolved, pino({ level: process.env.LOG_LEVEL ?? 'info' }).child({ role: 'primary' }))
+    const level = process.env.LOG_LEVEL ?? 'info'
+    if (!isLevel(level)) throw new FCK_INVALID_ENV('LOG_LEVEL', JSON.stringify(level), 'trace, debug, info, warn, error or fatal')
+    const supervisor = new Supervisor(resolved, createLogger(level, { role: 'primary' }))
     await supervisor.start()
     return supervisor
   }

@@ -1,10 +1,10 @@
 import cluster from 'node:cluster'
 import { EventEmitter } from 'node:events'
-import type { Logger } from 'pino'
 import { FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_START_FAILED } from '../errors.js'
 import { isWorkerMessage, sendToWorker, type WorkerMessage } from '../protocol.js'
 import type { ResolvedBootOptions } from './options.js'
 import { HandoffRescue } from './handoff.js'
+import type { PrimaryLogger } from './log.js'
 import { buildHealth, buildStats, formatReport } from './report.js'
 import { Slot, type SlotState, type TransitionDetail, type WorkerEntry } from './slot.js'
 import type { ClusterEvents, ClusterHandle, ClusterHealth, ClusterStats, ReloadResult } from './types.js'
@@ -28,7 +28,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   #healthy = true
   #timers: NodeJS.Timeout[] = []
 
-  constructor (private readonly options: ResolvedBootOptions, private readonly log: Logger) {
+  constructor (private readonly options: ResolvedBootOptions, private readonly log: PrimaryLogger) {
     super()
     this.#slots = Array.from({ length: options.workers }, (_, id) => new Slot(id, this.#onTransition))
   }

@@ -1,0 +1,21 @@
+// bootCluster with the hello route: CLUSTER_WORKERS workers on PORT. Prints `{"listening":PORT}`
+// when every worker listens, then `{"event":...,"at":epochMs}` per cluster event.
+// Fastify is imported inside the factory, so only workers load it; APP_IMPORT=eager loads it at
+// the top of the entry file (in the primary too), as an entry file with static imports does.
+import { bootCluster } from '../../dist/index.js'
+
+if (process.env.APP_IMPORT === 'eager') await import('fastify')
+
+const result = await bootCluster(async () => {
+  const { default: Fastify } = await import('fastify')
+  const app = Fastify({ logger: false })
+  app.get('/', async () => ({ hello: 'world' }))
+  return app
+}, { host: '127.0.0.1', healthReportInterval: 0, restartWindow: Number(process.env.RESTART_WINDOW ?? 30_000) })
+
+if (typeof result.stats === 'function') {
+  process.stdout.write(JSON.stringify({ listening: Number(process.env.PORT) }) + '\n')
+  for (const event of ['worker:ready', 'worker:exit', 'reload:done', 'reload:failed']) {
+    result.on(event, (detail) => process.stdout.write(JSON.stringify({ event, at: Date.now(), ...detail }) + '\n'))
+  }
+}

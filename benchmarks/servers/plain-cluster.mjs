@@ -1,0 +1,21 @@
+// What a hand-written node:cluster script looks like: CLUSTER_WORKERS workers running bare
+// Fastify on PORT, replaced when they die, closed on SIGTERM. Prints `{"listening":PORT}` once all listen.
+import cluster from 'node:cluster'
+import Fastify from 'fastify'
+
+const workers = Number(process.env.CLUSTER_WORKERS ?? 2)
+const port = Number(process.env.PORT)
+if (cluster.isPrimary) {
+  let listening = 0
+  cluster.on('listening', () => {
+    if (++listening === workers) process.stdout.write(JSON.stringify({ listening: port }) + '\n')
+  })
+  cluster.on('exit', (worker, code) => { if (code !== 0) cluster.fork() })
+  for (let i = 0; i < workers; i++) cluster.fork()
+  process.once('SIGTERM', () => { for (const worker of Object.values(cluster.workers)) worker.process.kill('SIGTERM') })
+} else {
+  const app = Fastify({ logger: false })
+  app.get('/', async () => ({ hello: 'world' }))
+  await app.listen({ port, host: '127.0.0.1' })
+  process.once('SIGTERM', async () => { await app.close(); process.exit(0) })
+}
