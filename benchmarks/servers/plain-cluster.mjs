@@ -1,7 +1,9 @@
 // What a hand-written node:cluster script looks like: CLUSTER_WORKERS workers running bare
 // Fastify on PORT, replaced when they die, closed on SIGTERM. Prints `{"listening":PORT}` once all listen.
+// PLUGIN=1 registers clusterPlugin in the workers, to tell the plugin's cost from the supervisor's.
 import cluster from 'node:cluster'
 import Fastify from 'fastify'
+import clusterPlugin from '../../dist/index.js'
 
 const workers = Number(process.env.CLUSTER_WORKERS ?? 2)
 const port = Number(process.env.PORT)
@@ -15,6 +17,7 @@ if (cluster.isPrimary) {
   process.once('SIGTERM', () => { for (const worker of Object.values(cluster.workers)) worker.process.kill('SIGTERM') })
 } else {
   const app = Fastify({ logger: false })
+  if (process.env.PLUGIN === '1') await app.register(clusterPlugin, { handleSignals: false })
   app.get('/', async () => ({ hello: 'world' }))
   await app.listen({ port, host: '127.0.0.1' })
   process.once('SIGTERM', async () => { await app.close(); process.exit(0) })

@@ -24,17 +24,12 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   #starting = true
   #stopping: Promise<boolean> | undefined
   #reloading: Promise<ReloadResult> | undefined
-  #reloads = 0
   #healthy = true
   #timers: NodeJS.Timeout[] = []
 
   constructor (private readonly options: ResolvedBootOptions, private readonly log: PrimaryLogger) {
     super()
     this.#slots = Array.from({ length: options.workers }, (_, id) => new Slot(id, this.#onTransition))
-  }
-
-  get reloads (): number {
-    return this.#reloads
   }
 
   /** Forks every slot and resolves once all listen; otherwise stops everything and rejects. */
@@ -83,7 +78,6 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     this.log.info('rolling reload: start')
     try {
       for (const slot of this.#slots) await this.#replace(slot, 'rolling reload')
-      this.#reloads++
       const workers = this.#slots.map((slot) => ({ id: String(slot.id), pid: slot.worker?.worker.process.pid ?? 0 }))
       const result = { ok: true as const, durationMs: Date.now() - started, workers }
       this.log.info(result, 'rolling reload: done')
