@@ -79,5 +79,10 @@ function throughputTable (scenario, runs, { rounds, duration }) {
       verdicts.push(`${variant}: ${fmt(ratio, 3)} ${ratio >= scenario.goal.min ? 'meets' : 'MISSES'} the goal (${scenario.goal.text})`)
     }
   }
+  // Extra pairs a scenario asks about, e.g. to tell one part's cost from another's.
+  for (const [variant, against] of scenario.compare ?? []) {
+    const ratio = median(runs[variant].map((run, round) => run.rps / runs[against][round].rps))
+    verdicts.push(`${variant} vs ${against}: median of per-round ratios ${fmt(ratio, 3)}`)
+  }
   return [...lines, '', ...verdicts.map((verdict) => `- ${verdict}`)].join('\n')
 }

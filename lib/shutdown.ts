@@ -23,7 +23,7 @@ const SIGNALS = ['SIGTERM', 'SIGINT'] as const
 export class Shutdown {
   #started = false
   #stage = 'draining connections'
-  #listening = false
+  #installed = false
 
   constructor (
     private readonly fastify: FastifyInstance,
@@ -34,8 +34,8 @@ export class Shutdown {
 
   /** Listen for signals and shutdown messages; called once the server listens. */
   install (): void {
-    if (this.#listening) return
-    this.#listening = true
+    if (this.#installed) return
+    this.#installed = true
     if (this.options.handleSignals) for (const signal of SIGNALS) process.on(signal, this.#onSignal)
     if (process.send !== undefined) process.on('message', this.#onMessage)
   }

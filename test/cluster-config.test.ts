@@ -28,6 +28,8 @@ const cases: Array<[string, NodeJS.ProcessEnv, Record<string, unknown>, RegExp]>
   ['workers option 0', {}, { workers: 0 }, /Invalid option workers: got 0/],
   ['unknown option', {}, { wokers: 2 }, /Invalid option wokers: got an unknown option/],
   ['a factory that throws', { FIXTURE_FACTORY: 'throw' }, {}, /Cluster start failed: worker [01] did not become ready: failed to start: factory exploded/],
+  ['a worker that never listens', { FIXTURE_FACTORY: 'hang' }, { readyTimeout: 500 },
+    /Cluster start failed: worker [01] did not become ready: did not listen within readyTimeout \(500 ms\)/],
   ['a factory that returns no Fastify instance', { FIXTURE_FACTORY: 'not-fastify' }, {},
     /Cluster start failed: worker [01] did not become ready: failed to start: bootCluster factory must return a Fastify instance \(or a promise of one\), got an object with keys \[hello\]/]
 ]

@@ -23,6 +23,18 @@ t.test('SIGTERM under load: in-flight requests complete, exit 0, no process of t
   t.same(await waitGone(pids), [], 'no process of the cluster remains')
 })
 
+t.test('SIGTERM with a request outlasting gracefulTimeout: the primary exits 1 and nothing remains', async (t) => {
+  const marker = randomUUID()
+  const cluster = await startCluster(t, { FIXTURE_RUN: marker }, { gracefulTimeout: 1000 })
+  const pids = pidsWithMarker(marker)
+  const slow = get(cluster.port, '/slow?ms=10000').catch((error: Error) => error)
+  await sleep(200)
+  cluster.child.kill('SIGTERM')
+  t.same(await cluster.exited, { code: 1, signal: null }, 'not clean: exit 1')
+  t.type(await slow, Error, 'the request that outlasted the drain was cut')
+  t.same(await waitGone(pids), [], 'no process of the cluster remains')
+})
+
 t.test('kill -9 of the primary: its workers do not outlive it', async (t) => {
   const marker = randomUUID()
   const cluster = await startCluster(t, { FIXTURE_RUN: marker })

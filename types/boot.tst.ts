@@ -1,0 +1,21 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { expect, test } from 'tstyche'
+import { bootCluster, type ClusterHandle, type ClusterHealth, type ClusterStats, type ReloadResult } from 'fastify-cluster-kit'
+
+test('bootCluster resolves to a handle in the primary or the app in a worker', async () => {
+  const result = await bootCluster(() => Fastify(), { workers: 2, maxMemory: '512M' })
+  expect(result).type.toBe<ClusterHandle | FastifyInstance>()
+  expect(bootCluster(() => Fastify(), { workers: '2' })).type.toRaiseError()
+  expect(bootCluster(() => ({ hello: 'world' }))).type.toRaiseError()
+  expect<ClusterStats['workers'][number]['state']>().type.toBe<'starting' | 'ready' | 'draining' | 'stopped' | 'crashed' | 'given-up'>()
+  expect<ClusterHealth['status']>().type.toBe<'ok' | 'degraded'>()
+})
+
+test('the handle\'s events are typed', () => {
+  const handle = {} as ClusterHandle
+  handle.on('worker:restart', (event) => {
+    expect(event).type.toBe<{ id: string, restarts: number, delay: number }>()
+  })
+  expect(handle.on('no-such-event', () => {})).type.toRaiseError()
+  expect(handle.reload()).type.toBe<Promise<ReloadResult>>()
+})
