@@ -35,4 +35,11 @@ t.test('a worker that throws at start is restarted with growing delays, then giv
     t.equal(response.headers['x-worker-id'], '0', 'slot 0 serves')
   }
   t.ok(cluster.child.exitCode === null, 'the primary stays up')
+
+  // Fixed code, rolled out with a reload, brings the given-up slot back.
+  rmSync(failFile)
+  t.match(await cluster.call('reload'), { ok: true })
+  t.match(await cluster.call('health'), { status: 'ok', alive: 2, warnings: [] })
+  t.match(cluster.events().find((event) => event.event === 'healthy'), { status: 'ok' })
+  t.match((await cluster.call('stats')).workers, [{ id: '0', state: 'ready' }, { id: '1', state: 'ready' }])
 })
