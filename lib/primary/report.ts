@@ -19,6 +19,11 @@ function workerStats (slot: Slot, now: number): WorkerStats {
   }
 }
 
+/** The line under which the cluster counts as degraded and the report warns. */
+export function fewerThanHalfAlive (alive: number, expected: number): boolean {
+  return alive * 2 < expected
+}
+
 export function buildHealth (slots: readonly Slot[], maxRestarts: number): ClusterHealth {
   const alive = slots.filter((slot) => slot.alive).length
   const expected = slots.length
@@ -26,7 +31,7 @@ export function buildHealth (slots: readonly Slot[], maxRestarts: number): Clust
   for (const slot of slots) {
     if (slot.state === 'given-up') warnings.push(`worker ${slot.id} gave up after ${maxRestarts} restarts (early crashes in a row)`)
   }
-  if (alive * 2 < expected) warnings.push(`only ${alive} of ${expected} workers alive`)
+  if (fewerThanHalfAlive(alive, expected)) warnings.push(`only ${alive} of ${expected} workers alive`)
   const healthy = warnings.length === 0
   return { status: healthy ? 'ok' : 'degraded', healthy, alive, expected, warnings }
 }

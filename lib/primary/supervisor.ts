@@ -5,7 +5,7 @@ import { isWorkerMessage, sendToWorker, type WorkerMessage } from '../protocol.j
 import type { ResolvedBootOptions } from './options.js'
 import { HandoffRescue } from './handoff.js'
 import type { PrimaryLogger } from './log.js'
-import { buildHealth, buildStats, formatReport } from './report.js'
+import { buildHealth, buildStats, fewerThanHalfAlive, formatReport } from './report.js'
 import { Slot, type SlotState, type TransitionDetail, type WorkerEntry } from './slot.js'
 import type { ClusterEvents, ClusterHandle, ClusterHealth, ClusterStats, ReloadResult } from './types.js'
 
@@ -295,7 +295,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   #report (): void {
     const stats = this.stats()
     this.log.info({ report: stats }, formatReport(stats))
-    if (stats.alive * 2 < stats.expected) this.log.warn(`only ${stats.alive} of ${stats.expected} workers alive`)
+    if (fewerThanHalfAlive(stats.alive, stats.expected)) this.log.warn(`only ${stats.alive} of ${stats.expected} workers alive`)
   }
 
   /** Drains every worker in parallel, kills stragglers; resolves true when all exited cleanly. */

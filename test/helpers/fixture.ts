@@ -21,6 +21,20 @@ export interface Fixture {
   exited: Promise<Exit>
 }
 
+/** Spawns a fixture script with `env` over this process's environment, collecting what it prints. */
+function spawnFixture (script: string, env: NodeJS.ProcessEnv = {}, ipc = true): { child: ChildProcess, output: () => string, exited: Promise<Exit> } {
+  const child = spawn(process.execPath, [fixturePath(script)], {
+    env: { ...process.env, ...env },
+    stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe']
+  })
+  let text = ''
+  const collect = (chunk: Buffer): void => { text += chunk.toString() }
+  child.stdout?.on('data', collect)
+  child.stderr?.on('data', collect)
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal }) as Exit)
+  return { child, output: () => text, exited }
+}
+
 /**
  * Starts a fixture script (with an IPC channel unless `ipc: false`) and waits for the
  * `{"listening":port}` line. The process is killed when the test ends if it is still alive.
@@ -28,14 +42,9 @@ export interface Fixture {
 export async function startFixture (
   t: Test, script: string, options: { env?: NodeJS.ProcessEnv, ipc?: boolean } = {}
 ): Promise<Fixture> {
-  const child = spawn(process.execPath, [fixturePath(script)], {
-    env: { ...process.env, ...options.env },
-    stdio: options.ipc === false ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe', 'ipc']
-  })
-  let text = ''
+  const { child, output, exited } = spawnFixture(script, options.env, options.ipc !== false)
   const messages: any[] = []
   child.on('message', (message) => messages.push(message))
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal }) as Exit)
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL')
@@ -43,26 +52,22 @@ export async function startFixture (
     }
   })
   const port = await new Promise<number>((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      text += chunk.toString()
-      const match = /\{"listening":(\d+)/.exec(text)
+    const onData = (): void => {
+      const match = /\{"listening":(\d+)/.exec(output())
       if (match?.[1] !== undefined) resolve(Number(match[1]))
     }
     child.stdout?.on('data', onData)
     child.stderr?.on('data', onData)
-    exited.then((exit) => reject(new Error(`fixture ${script} exited (${JSON.stringify(exit)}) before listening:\n${text}`)))
+    exited.then((exit) => reject(new Error(`fixture ${script} exited (${JSON.stringify(exit)}) before listening:\n${output()}`)))
   })
-  return { child, port, messages, output: () => text, exited }
+  return { child, port, messages, output, exited }
 }
 
 /** Runs a fixture to its exit (killing it after `ms`) and returns the exit and all it printed. */
 export async function runFixture (script: string, env: NodeJS.ProcessEnv, ms = 20_000): Promise<Exit & { output: string }> {
-  const child = spawn(process.execPath, [fixturePath(script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const { child, output, exited } = spawnFixture(script, env, false)
   const timer = setTimeout(() => child.kill('SIGKILL'), ms)
-  const [code, signal] = await once(child, 'exit')
+  const exit = await exited
   clearTimeout(timer)
-  return { code, signal, output }
+  return { ...exit, output: output() }
 }
