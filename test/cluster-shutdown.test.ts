@@ -11,9 +11,14 @@ t.test('SIGTERM under load: in-flight requests complete, exit 0, no process of t
   const cluster = await startCluster(t, { FIXTURE_RUN: marker })
   const pids = pidsWithMarker(marker)
   t.equal(pids.length, 3, 'a primary and two workers')
+  // Opened one by one before the load starts, so round-robin hands them to both workers in turn.
+  const slow = []
+  for (let i = 0; i < 4; i++) {
+    slow.push(get(cluster.port, '/slow?ms=2000'))
+    await sleep(100)
+  }
   const load = autocannon({ url: `http://127.0.0.1:${cluster.port}/`, connections: 20, duration: 3 })
-  const slow = Array.from({ length: 4 }, async () => await get(cluster.port, '/slow?ms=1500'))
-  await sleep(500)
+  await sleep(300)
   cluster.child.kill('SIGTERM')
   const responses = await Promise.all(slow)
   t.same(responses.map((response) => response.status), [200, 200, 200, 200], 'the slow requests in flight completed')
