@@ -62,7 +62,7 @@ export function readBoolean (value: unknown, source: Source, env: Env, fallback:
 }
 
 /** A non-empty string, or `false` where the setting can be turned off. */
-export function readName (value: unknown, source: Source, fallback: string): string | false {
+export function readName (value: unknown, source: Source, fallback: string | false): string | false {
   if (value === undefined) return fallback
   if (value === false) return false
   if (typeof value === 'string' && value.trim() !== '') return value

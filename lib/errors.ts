@@ -70,3 +70,9 @@ export const FCK_SHUTTING_DOWN = createError<'FCK_SHUTTING_DOWN', []>(
   'The cluster is shutting down',
   503
 )
+
+/** The monitoring server would listen beyond loopback with no token: `(host, where it came from)`. */
+export const FCK_MONITORING_UNPROTECTED = createError<'FCK_MONITORING_UNPROTECTED', [string, string]>(
+  'FCK_MONITORING_UNPROTECTED',
+  'Refusing to serve the monitoring API on %s (from %s) without a token: set CLUSTER_MONITORING_TOKEN (or monitoring.token), or bind 127.0.0.1'
+)

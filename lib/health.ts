@@ -104,11 +104,12 @@ const reportSchema = {
 
 /**
  * `GET prefix/live` (the event loop answers), `GET prefix/ready` (listening, not draining, every
- * check passes) and `GET prefix` (a JSON report). Probes log at `warn` so they do not flood the log.
+ * check passes) and `GET prefix` (a JSON report).
  */
 export function registerHealthRoutes (fastify: FastifyInstance, deps: HealthDeps): void {
   const { prefix, identity, checks, sampler, counters, isDraining } = deps
-  const routeOptions = { logLevel: 'warn' as const }
+  // Probes are not app traffic: kept out of the logs' info level and out of the request metrics.
+  const routeOptions = { logLevel: 'warn' as const, config: { metrics: false as const } }
 
   async function evaluate (): Promise<{ status: HealthStatus, checks: Record<string, CheckResult> }> {
     if (isDraining()) return { status: 'draining', checks: {} }

@@ -1,5 +1,6 @@
 import { readBoolean, readMs, readName, type Env } from './config.js'
 import { FCK_INVALID_OPTION } from './errors.js'
+import { METRICS_DEFAULTS, type MetricsOptions, type ResolvedMetricsOptions } from './metrics.js'
 
 /** Options of `clusterPlugin`. Options win over environment variables, which win over defaults. */
 export interface ClusterPluginOptions {
@@ -47,6 +48,12 @@ export interface ClusterPluginOptions {
    * @default true
    */
   handleSignals?: boolean
+  /**
+   * Prometheus metrics of this worker (prom-client): default metrics and the
+   * `http_request_duration_seconds` histogram; `false` collects none.
+   * @default {}
+   */
+  metrics?: MetricsOptions | false
 }
 
 export const DEFAULTS = {
@@ -58,6 +65,7 @@ export const DEFAULTS = {
   heartbeatInterval: 1000,
   checkTimeout: 1000,
   handleSignals: true,
+  metrics: {},
   /**
    * During a drain, a keep-alive socket idle this long is closed. Closing an idle socket at once
    * (Fastify's default) races a client that is just sending its next request and resets it;
@@ -66,7 +74,12 @@ export const DEFAULTS = {
   drainIdleGrace: 1000
 } as const
 
-export type ResolvedOptions = Required<ClusterPluginOptions> & { drainIdleGrace: number }
+export type ResolvedOptions = Required<Omit<ClusterPluginOptions, 'metrics'>> & {
+  metrics: ResolvedMetricsOptions | false
+  drainIdleGrace: number
+}
+
+const PATH = /^(\/[^/\s]+)+\/?$/
 
 const KNOWN = new Set(Object.keys(DEFAULTS).filter((key) => key !== 'drainIdleGrace'))
 
@@ -78,7 +91,7 @@ export function resolveOptions (options: ClusterPluginOptions, env: Env): Resolv
     if (!KNOWN.has(key)) throw new FCK_INVALID_OPTION(key, 'an unknown option', [...KNOWN].join(', '))
   }
   const healthPrefix = readName(options.healthPrefix, { option: 'healthPrefix' }, DEFAULTS.healthPrefix)
-  if (healthPrefix !== false && !/^(\/[^/\s]+)+\/?$/.test(healthPrefix)) {
+  if (healthPrefix !== false && !PATH.test(healthPrefix)) {
     throw new FCK_INVALID_OPTION('healthPrefix', JSON.stringify(healthPrefix), 'a path like "/health" or false')
   }
   return {
@@ -92,6 +105,30 @@ export function resolveOptions (options: ClusterPluginOptions, env: Env): Resolv
     heartbeatInterval: readMs(options.heartbeatInterval, { option: 'heartbeatInterval' }, env, DEFAULTS.heartbeatInterval, 10),
     checkTimeout: readMs(options.checkTimeout, { option: 'checkTimeout' }, env, DEFAULTS.checkTimeout, 1),
     handleSignals: readBoolean(options.handleSignals, { option: 'handleSignals' }, env, DEFAULTS.handleSignals),
+    metrics: resolveMetrics(options.metrics ?? DEFAULTS.metrics, env),
     drainIdleGrace: DEFAULTS.drainIdleGrace
+  }
+}
+
+function resolveMetrics (metrics: MetricsOptions | false, env: Env): ResolvedMetricsOptions | false {
+  if (metrics === false) return false
+  if (typeof metrics !== 'object' || metrics === null) throw new FCK_INVALID_OPTION('metrics', String(metrics), 'an object or false')
+  const { registry, buckets = [...METRICS_DEFAULTS.buckets] } = metrics
+  if (registry !== undefined && typeof registry?.getMetricsAsJSON !== 'function') {
+    throw new FCK_INVALID_OPTION('metrics.registry', String(registry), 'a prom-client Registry')
+  }
+  if (!Array.isArray(buckets) || buckets.length === 0 ||
+    buckets.some((bound, i) => typeof bound !== 'number' || !(bound > 0) || (i > 0 && bound <= (buckets[i - 1] as number)))) {
+    throw new FCK_INVALID_OPTION('metrics.buckets', JSON.stringify(buckets), 'increasing positive numbers of seconds')
+  }
+  const endpoint = readName(metrics.endpoint, { option: 'metrics.endpoint' }, METRICS_DEFAULTS.endpoint)
+  if (endpoint !== false && !PATH.test(endpoint)) {
+    throw new FCK_INVALID_OPTION('metrics.endpoint', JSON.stringify(endpoint), 'a path like "/metrics" or false')
+  }
+  return {
+    registry,
+    defaultMetrics: readBoolean(metrics.defaultMetrics, { option: 'metrics.defaultMetrics' }, env, METRICS_DEFAULTS.defaultMetrics),
+    buckets,
+    endpoint
   }
 }

@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { Registry } from 'prom-client'
 import fp from 'fastify-plugin'
 import { Checks, registerHealthRoutes, type ReadinessCheck } from './health.js'
 import { detectIdentity, type Manager } from './identity.js'
+import { WorkerMetrics } from './metrics.js'
 import { resolveOptions, type ClusterPluginOptions } from './options.js'
 import { sendToPrimary } from './protocol.js'
 import { Sampler } from './sampler.js'
@@ -26,6 +28,8 @@ export interface ClusterDecorator {
    * longer than `timeout` ms (default: the plugin's `checkTimeout`) makes readiness answer 503.
    */
   addCheck: (name: string, fn: ReadinessCheck, options?: { timeout?: number }) => void
+  /** The worker's prom-client registry (undefined with `metrics: false`): add your own metrics here. */
+  readonly metrics: Registry | undefined
 }
 
 declare module 'fastify' {
@@ -46,6 +50,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   const sampler = new Sampler(traffic)
   const checks = new Checks(options.checkTimeout)
   const shutdown = new Shutdown(fastify, traffic, options, identity)
+  const metrics = options.metrics === false ? undefined : new WorkerMetrics(options.metrics, identity)
 
   fastify.decorate('cluster', {
     workerId: identity.workerId,
@@ -53,7 +58,8 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     manager: identity.manager,
     sharedState: 'memory',
     isDraining: () => traffic.draining,
-    addCheck: (name: string, fn: ReadinessCheck, checkOptions?: { timeout?: number }) => checks.add(name, fn, checkOptions)
+    addCheck: (name: string, fn: ReadinessCheck, checkOptions?: { timeout?: number }) => checks.add(name, fn, checkOptions),
+    metrics: metrics?.registry
   } satisfies ClusterDecorator)
 
   if (options.healthPrefix !== false) {
@@ -67,6 +73,17 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     })
   }
 
+  const reportsToPrimary = identity.manager === 'bootCluster'
+  if (metrics !== undefined) {
+    fastify.addHook('onResponse', metrics.onResponse)
+    if (options.metrics !== false && options.metrics.endpoint !== false && !reportsToPrimary) {
+      fastify.get(options.metrics.endpoint, { logLevel: 'warn', config: { metrics: false } }, async (_request, reply) => {
+        reply.type(metrics.registry.contentType)
+        return await metrics.registry.metrics()
+      })
+    }
+  }
+
   // Set through the reply, not on the raw response: a header set on the raw response beforehand
   // sends every one of Fastify's headers down Node's slow validating path (about 10% throughput).
   fastify.addHook('onRequest', (_request, reply, done) => {
@@ -75,7 +92,6 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     done()
   })
 
-  const reportsToPrimary = identity.manager === 'bootCluster'
   sampler.start(options.heartbeatInterval, (sample) => {
     if (reportsToPrimary) sendToPrimary({ type: 'fck:heartbeat', workerId: identity.workerId, pid: process.pid, sample })
   })
@@ -83,6 +99,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   fastify.addHook('onListen', async () => {
     shutdown.install()
     if (reportsToPrimary) {
+      metrics?.listen()
       sendToPrimary({ type: 'fck:ready', workerId: identity.workerId, pid: process.pid, address: describeAddress(fastify) })
     } else if (identity.manager === 'pm2' && process.send !== undefined) {
       // PM2's `wait_ready` waits for exactly this message.
@@ -92,6 +109,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
 
   fastify.addHook('onClose', async () => {
     shutdown.uninstall()
+    metrics?.stop()
     sampler.stop()
     traffic.stop()
   })

@@ -1,6 +1,17 @@
 // The typed IPC messages the worker and the primary exchange. Nothing else crosses the
 // channel: every send goes through `sendToPrimary`, every receive through a type guard.
 
+/** One metric as prom-client's `registry.getMetricsAsJSON()` gives it. */
+export interface MetricJSON {
+  name: string
+  help: string
+  type: string
+  /** How the primary combines the workers' values: sum (default), first, min, max, average, omit. */
+  aggregator?: string
+  /** `metricName` names a histogram's `_bucket`, `_sum` and `_count` samples. */
+  values: Array<{ value: number, labels: Record<string, string | number | undefined>, metricName?: string }>
+}
+
 /** What a worker measured over one heartbeat window. */
 export interface WorkerSample {
   /** Resident set size, bytes. */
@@ -21,9 +32,13 @@ export type WorkerMessage =
   | { type: 'fck:draining', workerId: string, pid: number, reason: string }
   /** Sent just before a worker exits because it could not start (the factory threw, the port is taken). */
   | { type: 'fck:failed', workerId: string, pid: number, error: { code?: string, message: string } }
+  /** The answer to `fck:metrics-request` with the same id. */
+  | { type: 'fck:metrics', workerId: string, pid: number, id: number, metrics: MetricJSON[] }
 
 export type PrimaryMessage =
   | { type: 'fck:shutdown', reason: string }
+  /** Asks for the worker's metrics for one scrape; the worker answers `fck:metrics` with this id. */
+  | { type: 'fck:metrics-request', id: number }
 
 /** PM2 sends this plain string when `shutdown_with_message` is set (and on Windows). */
 export const PM2_SHUTDOWN_MESSAGE = 'shutdown'
@@ -33,12 +48,12 @@ function hasType (message: unknown): message is { type: unknown } {
 }
 
 export function isPrimaryMessage (message: unknown): message is PrimaryMessage {
-  return hasType(message) && message.type === 'fck:shutdown'
+  return hasType(message) && (message.type === 'fck:shutdown' || message.type === 'fck:metrics-request')
 }
 
 export function isWorkerMessage (message: unknown): message is WorkerMessage {
   return hasType(message) &&
-    ['fck:ready', 'fck:heartbeat', 'fck:draining', 'fck:failed'].includes(message.type as string)
+    ['fck:ready', 'fck:heartbeat', 'fck:draining', 'fck:failed', 'fck:metrics'].includes(message.type as string)
 }
 
 /**

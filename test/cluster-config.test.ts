@@ -12,7 +12,7 @@ async function boot (env: NodeJS.ProcessEnv, options: Record<string, unknown> = 
     CLUSTER_WORKERS: '2',
     LOG_LEVEL: 'warn',
     FIXTURE_RUN: marker,
-    FIXTURE_BOOT_OPTIONS: JSON.stringify({ port, host: '127.0.0.1', healthReportInterval: 0, ...options }),
+    FIXTURE_BOOT_OPTIONS: JSON.stringify({ port, host: '127.0.0.1', healthReportInterval: 0, monitoring: { port: 0 }, ...options }),
     ...env
   })
   return { code, output, left: await waitGone(pidsWithMarker(marker), 3000) }
@@ -31,7 +31,11 @@ const cases: Array<[string, NodeJS.ProcessEnv, Record<string, unknown>, RegExp]>
   ['a worker that never listens', { FIXTURE_FACTORY: 'hang' }, { readyTimeout: 500 },
     /Cluster start failed: worker [01] did not become ready: did not listen within readyTimeout \(500 ms\)/],
   ['a factory that returns no Fastify instance', { FIXTURE_FACTORY: 'not-fastify' }, {},
-    /Cluster start failed: worker [01] did not become ready: failed to start: bootCluster factory must return a Fastify instance \(or a promise of one\), got an object with keys \[hello\]/]
+    /Cluster start failed: worker [01] did not become ready: failed to start: bootCluster factory must return a Fastify instance \(or a promise of one\), got an object with keys \[hello\]/],
+  ['CLUSTER_MONITORING_HOST=0.0.0.0 without a token', { CLUSTER_MONITORING_HOST: '0.0.0.0' }, { monitoring: undefined },
+    /Refusing to serve the monitoring API on 0\.0\.0\.0 \(from CLUSTER_MONITORING_HOST\) without a token/],
+  ['CLUSTER_MONITORING_PORT=abc', { CLUSTER_MONITORING_PORT: 'abc' }, { monitoring: undefined },
+    /Invalid environment variable CLUSTER_MONITORING_PORT: got "abc", expected a port number from 0 to 65535, or false/]
 ]
 
 for (const [name, env, options, message] of cases) {
@@ -51,5 +55,17 @@ t.test('a port already in use: the error names the address, nothing is left runn
   const result = await boot({}, { port })
   t.not(result.code, 0)
   t.match(result.output, new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`))
+  t.same(result.left, [])
+})
+
+t.test('the monitoring port already in use: the error names it, no worker was forked', async (t) => {
+  const blocker = net.createServer()
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => blocker.close())
+  const { port } = blocker.address() as net.AddressInfo
+  const result = await boot({}, { monitoring: { port } })
+  t.not(result.code, 0)
+  t.match(result.output, new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use \\(port from monitoring.port / CLUSTER_MONITORING_PORT`))
+  t.notMatch(result.output, /worker 0/, 'no worker was started')
   t.same(result.left, [])
 })

@@ -27,6 +27,10 @@ const cases: Array<[string, unknown, NodeJS.ProcessEnv, RegExp, string]> = [
   ['relative health prefix', { healthPrefix: 'health' }, {}, /healthPrefix: got "health"/, 'FCK_INVALID_OPTION'],
   ['non-boolean handleSignals', { handleSignals: 'yes' }, {}, /handleSignals: got "yes"/, 'FCK_INVALID_OPTION'],
   ['unknown option', { gracefullTimeout: 10 }, {}, /Invalid option gracefullTimeout: got an unknown option/, 'FCK_INVALID_OPTION'],
+  ['metrics true', { metrics: true }, {}, /Invalid option metrics: got true, expected an object or false/, 'FCK_INVALID_OPTION'],
+  ['decreasing buckets', { metrics: { buckets: [1, 0.5] } }, {}, /Invalid option metrics\.buckets: got \[1,0\.5\], expected increasing positive numbers/, 'FCK_INVALID_OPTION'],
+  ['relative metrics endpoint', { metrics: { endpoint: 'metrics' } }, {}, /metrics\.endpoint: got "metrics"/, 'FCK_INVALID_OPTION'],
+  ['a registry that is not one', { metrics: { registry: {} } }, {}, /metrics\.registry: got \[object Object\], expected a prom-client Registry/, 'FCK_INVALID_OPTION'],
   ['bad GRACEFUL_SHUTDOWN_TIMEOUT', {}, { GRACEFUL_SHUTDOWN_TIMEOUT: 'soon' }, /Invalid environment variable GRACEFUL_SHUTDOWN_TIMEOUT: got "soon"/, 'FCK_INVALID_ENV']
 ]
 

@@ -19,3 +19,10 @@ test('the handle\'s events are typed', () => {
   expect(handle.on('no-such-event', () => {})).type.toRaiseError()
   expect(handle.reload()).type.toBe<Promise<ReloadResult>>()
 })
+
+test('monitoring options', () => {
+  expect(bootCluster(() => Fastify(), { monitoring: { port: 3003, host: '127.0.0.1', token: 'secret', scrapeTimeout: 500 } })).type.not.toRaiseError()
+  expect(bootCluster(() => Fastify(), { monitoring: false })).type.not.toRaiseError()
+  expect(bootCluster(() => Fastify(), { monitoring: { port: '3003' } })).type.toRaiseError()
+  expect(bootCluster(() => Fastify(), { monitoring: { tokn: 'x' } })).type.toRaiseError()
+})

@@ -1,4 +1,5 @@
 import Fastify from 'fastify'
+import { Registry } from 'prom-client'
 import { expect, test } from 'tstyche'
 import clusterPlugin, {
   clusterPlugin as named,
@@ -42,4 +43,13 @@ test('addCheck wants a name and a function', () => {
 test('a heartbeat sample has the documented shape', () => {
   expect<WorkerSample['eventLoop']>().type.toBe<{ p50: number, p99: number, max: number, utilization: number }>()
   expect<WorkerSample['requests']>().type.toBe<{ total: number, inFlight: number }>()
+})
+
+test('metrics: a prom-client registry on the decorator, typed options, a route can opt out', () => {
+  expect(app.cluster.metrics).type.toBe<Registry | undefined>()
+  expect(app.register(clusterPlugin, { metrics: { registry: new Registry(), buckets: [0.1, 1], endpoint: '/metrics' } })).type.not.toRaiseError()
+  expect(app.register(clusterPlugin, { metrics: false })).type.not.toRaiseError()
+  expect(app.register(clusterPlugin, { metrics: true })).type.toRaiseError()
+  expect(app.register(clusterPlugin, { metrics: { buckets: '0.1,1' } })).type.toRaiseError()
+  expect(app.get('/private', { config: { metrics: false } }, async () => 'ok')).type.not.toRaiseError()
 })

@@ -2,7 +2,11 @@
 // when every worker listens, then `{"event":...,"at":epochMs}` per cluster event.
 // Fastify is imported inside the factory, so only workers load it; APP_IMPORT=eager loads it at
 // the top of the entry file (in the primary too), as an entry file with static imports does.
+// The monitoring server listens on CLUSTER_MONITORING_PORT, a free port when unset (so clusters
+// measured side by side do not collide on 3003); `false` turns it off.
 import { bootCluster } from '../../dist/index.js'
+
+process.env.CLUSTER_MONITORING_PORT ??= '0'
 
 if (process.env.APP_IMPORT === 'eager') await import('fastify')
 

@@ -1,6 +1,6 @@
 import os from 'node:os'
 import { readBoolean, readBytes, readInteger, readMs, type Env } from '../config.js'
-import { FCK_INVALID_OPTION } from '../errors.js'
+import { FCK_INVALID_OPTION, FCK_MONITORING_UNPROTECTED } from '../errors.js'
 import type { ClusterPluginOptions } from '../options.js'
 
 /** Options of `bootCluster()`. Options win over environment variables, which win over defaults. */
@@ -71,10 +71,49 @@ export interface BootClusterOptions {
    */
   healthReportInterval?: number
   /**
+   * The primary's monitoring server (`/cluster/health`, `/cluster/stats`, `/metrics`,
+   * `POST /cluster/restart`); `false` starts none. Environment: `CLUSTER_MONITORING_PORT`
+   * (`false` disables), `CLUSTER_MONITORING_HOST`, `CLUSTER_MONITORING_TOKEN`.
+   * @default { port: 3003, host: '127.0.0.1' }
+   */
+  monitoring?: MonitoringOptions | false
+  /**
    * Options for the clusterPlugin that bootCluster registers when the factory did not.
    * @default {}
    */
   plugin?: ClusterPluginOptions
+}
+
+export interface MonitoringOptions {
+  /**
+   * Port of the monitoring server. Environment: `CLUSTER_MONITORING_PORT`.
+   * @default 3003
+   */
+  port?: number
+  /**
+   * Host it binds; a non-loopback host needs a token. Environment: `CLUSTER_MONITORING_HOST`.
+   * @default '127.0.0.1'
+   */
+  host?: string
+  /**
+   * Bearer token `POST /cluster/restart` requires. Environment: `CLUSTER_MONITORING_TOKEN`.
+   * @default undefined (none; only allowed on a loopback host)
+   */
+  token?: string
+  /**
+   * Milliseconds `/metrics` waits for each worker's metrics; a worker that does not answer in
+   * time is left out of that scrape and counted in `cluster_metrics_scrape_failures_total`.
+   * Environment: `CLUSTER_MONITORING_SCRAPE_TIMEOUT`.
+   * @default 1000
+   */
+  scrapeTimeout?: number
+}
+
+export interface ResolvedMonitoringOptions {
+  port: number
+  host: string
+  token: string | undefined
+  scrapeTimeout: number
 }
 
 export const DEFAULTS = {
@@ -90,7 +129,8 @@ export const DEFAULTS = {
   gracefulTimeout: 30_000,
   healthReportInterval: 60_000,
   /** Development runs at most this many workers. */
-  developmentWorkers: 2
+  developmentWorkers: 2,
+  monitoring: { port: 3003, host: '127.0.0.1', scrapeTimeout: 1000 }
 } as const
 
 export interface ResolvedBootOptions {
@@ -107,11 +147,12 @@ export interface ResolvedBootOptions {
   maxMemory: number | undefined
   gracefulTimeout: number
   healthReportInterval: number
+  monitoring: ResolvedMonitoringOptions | false
   plugin: ClusterPluginOptions
 }
 
 const KNOWN = new Set(['enabled', 'workers', 'port', 'host', 'maxRestarts', 'restartDelay', 'restartWindow', 'readyTimeout',
-  'heartbeatTimeout', 'maxMemory', 'gracefulTimeout', 'healthReportInterval', 'plugin'])
+  'heartbeatTimeout', 'maxMemory', 'gracefulTimeout', 'healthReportInterval', 'monitoring', 'plugin'])
 
 function defaultWorkers (env: Env): number {
   const cores = os.availableParallelism()
@@ -142,6 +183,42 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env): Reso
     maxMemory: readBytes(options.maxMemory, { option: 'maxMemory', env: 'MAX_WORKER_MEMORY' }, env, undefined),
     gracefulTimeout: readMs(options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, DEFAULTS.gracefulTimeout, 1),
     healthReportInterval: readMs(options.healthReportInterval, { option: 'healthReportInterval', env: 'CLUSTER_HEALTH_REPORT_INTERVAL' }, env, DEFAULTS.healthReportInterval),
+    monitoring: resolveMonitoring(options.monitoring, env),
     plugin: options.plugin ?? {}
   }
+}
+
+function resolveMonitoring (options: MonitoringOptions | false | undefined, env: Env): ResolvedMonitoringOptions | false {
+  if (options === false) return false
+  if (options === undefined && env.CLUSTER_MONITORING_PORT?.trim().toLowerCase() === 'false') return false
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new FCK_INVALID_OPTION('monitoring', String(options), 'an object or false')
+  }
+  const given = options ?? {}
+  const host = given.host ?? nonEmpty(env.CLUSTER_MONITORING_HOST) ?? DEFAULTS.monitoring.host
+  if (typeof host !== 'string' || host.trim() === '') throw new FCK_INVALID_OPTION('monitoring.host', JSON.stringify(host), 'a host name or address')
+  const token = given.token ?? nonEmpty(env.CLUSTER_MONITORING_TOKEN)
+  if (token !== undefined && (typeof token !== 'string' || token.trim() === '')) {
+    throw new FCK_INVALID_OPTION('monitoring.token', JSON.stringify(token), 'a non-empty string')
+  }
+  if (token === undefined && !isLoopback(host)) {
+    throw new FCK_MONITORING_UNPROTECTED(host, given.host === undefined ? 'CLUSTER_MONITORING_HOST' : 'monitoring.host')
+  }
+  return {
+    port: readInteger(given.port, { option: 'monitoring.port', env: 'CLUSTER_MONITORING_PORT' }, env, DEFAULTS.monitoring.port, 0,
+      'a port number from 0 to 65535, or false', 65535),
+    host,
+    token,
+    scrapeTimeout: readMs(given.scrapeTimeout, { option: 'monitoring.scrapeTimeout', env: 'CLUSTER_MONITORING_SCRAPE_TIMEOUT' }, env,
+      DEFAULTS.monitoring.scrapeTimeout, 1)
+  }
+}
+
+function nonEmpty (value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value
+}
+
+/** Only these answer from this machine alone; anything else (0.0.0.0, ::, a LAN address) is reachable from outside. */
+export function isLoopback (host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host)
 }

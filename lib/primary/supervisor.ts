@@ -1,4 +1,5 @@
-import cluster from 'node:cluster'
+import cluster, { type Worker } from 'node:cluster'
+import type { FastifyInstance } from 'fastify'
 import { EventEmitter } from 'node:events'
 import { FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_START_FAILED } from '../errors.js'
 import { isWorkerMessage, sendToWorker, type WorkerMessage } from '../protocol.js'
@@ -26,14 +27,23 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   #reloading: Promise<ReloadResult> | undefined
   #healthy = true
   #timers: NodeJS.Timeout[] = []
+  #monitoring: FastifyInstance | undefined
 
   constructor (private readonly options: ResolvedBootOptions, private readonly log: PrimaryLogger) {
     super()
     this.#slots = Array.from({ length: options.workers }, (_, id) => new Slot(id, this.#onTransition))
   }
 
-  /** Forks every slot and resolves once all listen; otherwise stops everything and rejects. */
+  /**
+   * Starts the monitoring server, forks every slot and resolves once all listen; otherwise stops
+   * everything and rejects.
+   */
   async start (): Promise<void> {
+    if (this.options.monitoring !== false) {
+      // Loaded only when on: Fastify costs a primary that does not otherwise import it ~20 MB.
+      const { startMonitoring } = await import('./monitoring.js')
+      this.#monitoring = await startMonitoring(this, this.options.monitoring, this.log)
+    }
     this.#installSignals()
     this.log.info({ workers: this.options.workers, port: this.options.port }, 'cluster starting')
     const started = Date.now()
@@ -62,10 +72,20 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   }
 
   async reload (): Promise<ReloadResult> {
+    return await this.beginReload()
+  }
+
+  /** As reload(), but throws at once rather than rejecting later (the monitoring API answers 409 from it). */
+  beginReload (): Promise<ReloadResult> {
     if (this.#stopping !== undefined) throw new FCK_SHUTTING_DOWN()
     if (this.#reloading !== undefined) throw new FCK_RELOAD_IN_PROGRESS()
     this.#reloading = this.#rollingReload().finally(() => { this.#reloading = undefined })
-    return await this.#reloading
+    return this.#reloading
+  }
+
+  /** Each slot's current worker that listens: the ones traffic and scrapes go to. */
+  servingWorkers (): Array<{ id: string, worker: Worker }> {
+    return this.#slots.flatMap((slot) => slot.worker?.readyAt === undefined ? [] : [{ id: String(slot.id), worker: slot.worker.worker }])
   }
 
   async shutdown (): Promise<void> {
@@ -319,6 +339,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       await Promise.all(entries.map(async (entry) => await entry.exited))
       clearTimeout(killer)
       this.#rescue.discard()
+      await this.#monitoring?.close()
       this.#uninstallSignals()
       this.log.info({ clean }, 'cluster stopped')
       return clean

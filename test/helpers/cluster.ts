@@ -30,6 +30,8 @@ export async function waitGone (pids: number[], ms = 5000): Promise<number[]> {
 }
 
 export interface ClusterFixture extends Fixture {
+  /** The primary's monitoring server (a free port unless the boot options say otherwise). */
+  monitoringPort: number
   /** The `{"event":...}` lines the primary printed so far. */
   events: () => Array<Record<string, any>>
   waitForEvent: (predicate: (event: Record<string, any>) => boolean, ms?: number) => Promise<Record<string, any>>
@@ -40,12 +42,15 @@ export interface ClusterFixture extends Fixture {
 /** Starts test/fixtures/cluster.mjs as a real primary with its workers on a free port. */
 export async function startCluster (t: Test, env: NodeJS.ProcessEnv = {}, boot: Record<string, unknown> = {}): Promise<ClusterFixture> {
   const port = await freePort()
+  const monitoringPort = await freePort()
   const fixture = await startFixture(t, 'cluster.mjs', {
     env: {
       NODE_ENV: 'development',
       CLUSTER_WORKERS: '2',
       LOG_LEVEL: 'warn',
-      FIXTURE_BOOT_OPTIONS: JSON.stringify({ port, host: '127.0.0.1', healthReportInterval: 0, ...boot }),
+      FIXTURE_BOOT_OPTIONS: JSON.stringify({
+        port, host: '127.0.0.1', healthReportInterval: 0, ...boot, monitoring: { port: monitoringPort, ...boot.monitoring as object }
+      }),
       ...env
     }
   })
@@ -73,7 +78,7 @@ export async function startCluster (t: Test, env: NodeJS.ProcessEnv = {}, boot: 
     fixture.child.on('message', onMessage)
     fixture.child.send({ id, call: method })
   })
-  return { ...fixture, events, waitForEvent, call }
+  return { ...fixture, monitoringPort, events, waitForEvent, call }
 }
 
 /** Processes whose environment holds `FIXTURE_RUN=<marker>`: a cluster's primary and workers alike. */

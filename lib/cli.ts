@@ -1,0 +1,164 @@
+#!/usr/bin/env node
+// `fastify-cluster`: the command line onto a running cluster's monitoring server.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
+import { DEFAULTS } from './primary/options.js'
+import type { ClusterHealth, ClusterStats, ReloadResult, WorkerStats } from './primary/types.js'
+
+const USAGE = `Usage: fastify-cluster <command> [--host H] [--port P] [--token T]
+
+Commands:
+  status [--watch S]  the workers as a table (refreshed every S seconds with --watch)
+  stats [--json]      the cluster's stats (--json: one line of JSON)
+  health              the cluster's health; exit 0 when healthy, 1 when not
+  restart             a rolling reload; waits for it and reports the result
+  metrics             the Prometheus metrics of every worker and of the cluster
+
+--host, --port and --token default to CLUSTER_MONITORING_HOST, CLUSTER_MONITORING_PORT and
+CLUSTER_MONITORING_TOKEN, else 127.0.0.1 and 3003. Exit code 2: nothing answered there, the token
+was refused, or the command line was wrong.`
+
+/** A failure to reach or use the monitoring server: one line, exit code 2. */
+class CliError extends Error {}
+
+interface Target { base: string, token: string | undefined }
+
+async function main (argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      token: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      watch: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false }
+    }
+  })
+  const [command, ...extra] = positionals
+  if (values.help || command === undefined) {
+    console.log(USAGE)
+    return values.help ? 0 : 2
+  }
+  if (extra.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(extra[0])}; see fastify-cluster --help`)
+  const target = resolveTarget(values.host, values.port, values.token)
+  switch (command) {
+    case 'status': return await status(target, values.watch)
+    case 'stats': {
+      const stats = await call<ClusterStats>(target, 'GET', '/cluster/stats')
+      console.log(values.json ? JSON.stringify(stats) : JSON.stringify(stats, null, 2))
+      return 0
+    }
+    case 'health': {
+      const health = await call<ClusterHealth>(target, 'GET', '/cluster/health', [200, 503])
+      console.log(`${health.status}: ${health.alive}/${health.expected} workers alive`)
+      for (const warning of health.warnings) console.log(`warning: ${warning}`)
+      return health.healthy ? 0 : 1
+    }
+    case 'restart': return await restart(target)
+    case 'metrics':
+      process.stdout.write(await call<string>(target, 'GET', '/metrics'))
+      return 0
+    default:
+      throw new CliError(`unknown command ${JSON.stringify(command)}; commands: status, stats, health, restart, metrics`)
+  }
+}
+
+function resolveTarget (host = process.env.CLUSTER_MONITORING_HOST, port = process.env.CLUSTER_MONITORING_PORT, token = process.env.CLUSTER_MONITORING_TOKEN): Target {
+  const portNumber = port === undefined || port === '' ? DEFAULTS.monitoring.port : Number(port)
+  if (!Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535) throw new CliError(`--port: got ${JSON.stringify(port)}, expected a port number from 1 to 65535`)
+  let address = host === undefined || host === '' ? DEFAULTS.monitoring.host : host
+  // A server bound to every interface is reached through loopback.
+  if (address === '0.0.0.0') address = '127.0.0.1'
+  if (address === '::') address = '::1'
+  if (address.includes(':')) address = `[${address}]`
+  return { base: `http://${address}:${portNumber}`, token: token === '' ? undefined : token }
+}
+
+async function call<T> (target: Target, method: string, path: string, accept = [200]): Promise<T> {
+  let response: Response
+  try {
+    response = await fetch(target.base + path, {
+      method,
+      headers: target.token === undefined ? {} : { authorization: `Bearer ${target.token}` }
+    })
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message
+    throw new CliError(`nothing answers at ${target.base} (${cause}): is the cluster running, with monitoring on? see --host/--port`)
+  }
+  const text = await response.text()
+  if (response.status === 401 || response.status === 403) {
+    throw new CliError(`${target.base} refused the token (${response.status}): set --token or CLUSTER_MONITORING_TOKEN`)
+  }
+  if (!accept.includes(response.status)) {
+    let message = text
+    try { message = JSON.parse(text).message ?? text } catch {}
+    throw new CliError(`${method} ${path} answered ${response.status}: ${message}`)
+  }
+  return ((response.headers.get('content-type') ?? '').includes('json') ? JSON.parse(text) : text) as T
+}
+
+async function status (target: Target, watch: string | undefined): Promise<number> {
+  const seconds = watch === undefined ? 0 : Number(watch)
+  if (!(seconds >= 0)) throw new CliError(`--watch: got ${JSON.stringify(watch)}, expected seconds`)
+  for (;;) {
+    const table = formatStatus(await call<ClusterStats>(target, 'GET', '/cluster/stats'))
+    if (seconds === 0) {
+      console.log(table)
+      return 0
+    }
+    process.stdout.write(`\x1b[2J\x1b[H${new Date().toISOString()}  ${target.base}\n${table}\n`)
+    await sleep(seconds * 1000)
+  }
+}
+
+async function restart (target: Target): Promise<number> {
+  console.log('rolling reload: started; waiting for every worker to be replaced...')
+  const result = await call<ReloadResult>(target, 'POST', '/cluster/restart?wait=true', [200, 500])
+  if (!result.ok) {
+    console.log(`rolling reload FAILED after ${result.durationMs} ms: ${result.reason}`)
+    return 1
+  }
+  console.log(`rolling reload done in ${result.durationMs} ms: ${result.workers.map((worker) => `worker ${worker.id} pid ${worker.pid}`).join(', ')}`)
+  return 0
+}
+
+const MB = 2 ** 20
+
+/** A table like `pm2 list`. */
+function formatStatus (stats: ClusterStats): string {
+  const header = ['id', 'pid', 'state', 'uptime', 'restarts', 'memory', 'cpu', 'loop p99']
+  const rows = stats.workers.map((worker: WorkerStats) => [
+    worker.id,
+    worker.pid === null ? '-' : String(worker.pid),
+    worker.state,
+    formatUptime(worker.uptime),
+    String(worker.restarts),
+    worker.memory === null ? '-' : `${(worker.memory.rss / MB).toFixed(1)} MB`,
+    worker.cpu === null ? '-' : `${worker.cpu.toFixed(1)}%`,
+    worker.eventLoop === null ? '-' : `${worker.eventLoop.p99.toFixed(1)} ms`
+  ])
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] as string).length)))
+  const line = (cells: string[]): string => cells.map((cell, column) => cell.padEnd(widths[column] as number)).join('  ').trimEnd()
+  return [
+    `cluster: ${stats.healthy ? 'healthy' : 'DEGRADED'}, ${stats.alive}/${stats.expected} workers alive; primary pid ${stats.primary.pid}, ` +
+      `uptime ${formatUptime(stats.primary.uptime)}, rss ${(stats.primary.memory.rss / MB).toFixed(1)} MB`,
+    line(header),
+    ...rows.map(line),
+    ...stats.warnings.map((warning) => `warning: ${warning}`)
+  ].join('\n')
+}
+
+function formatUptime (seconds: number): string {
+  if (seconds < 60) return `${Math.floor(seconds)}s`
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h`
+  return `${Math.floor(seconds / 86400)}d`
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (error: Error) => {
+  const known = error instanceof CliError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true
+  console.error(`fastify-cluster: ${known ? error.message : error.stack ?? String(error)}`)
+  process.exitCode = 2
+})

@@ -1,0 +1,67 @@
+// Response schemas of the monitoring server: they document the JSON shapes (README, "Monitoring
+// API") and let Fastify serialize them fast. They describe the types in types.ts.
+
+const nullable = (schema: Record<string, unknown>): Record<string, unknown> => ({ anyOf: [schema, { type: 'null' }] })
+
+const memory = {
+  type: 'object',
+  properties: { rss: { type: 'number' }, heapUsed: { type: 'number' }, heapTotal: { type: 'number' } }
+}
+
+const warnings = { type: 'array', items: { type: 'string' } }
+
+export const healthSchema = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['ok', 'degraded'] },
+    healthy: { type: 'boolean' },
+    alive: { type: 'integer' },
+    expected: { type: 'integer' },
+    warnings
+  }
+}
+
+const worker = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    pid: nullable({ type: 'integer' }),
+    state: { type: 'string' },
+    uptime: { type: 'number' },
+    restarts: { type: 'integer' },
+    memory: nullable(memory),
+    cpu: nullable({ type: 'number' }),
+    eventLoop: nullable({
+      type: 'object',
+      properties: { p50: { type: 'number' }, p99: { type: 'number' }, max: { type: 'number' }, utilization: { type: 'number' } }
+    }),
+    requests: nullable({ type: 'object', properties: { total: { type: 'integer' }, inFlight: { type: 'integer' } } })
+  }
+}
+
+export const statsSchema = {
+  type: 'object',
+  properties: {
+    primary: { type: 'object', properties: { pid: { type: 'integer' }, uptime: { type: 'number' }, memory } },
+    workers: { type: 'array', items: worker },
+    alive: { type: 'integer' },
+    expected: { type: 'integer' },
+    healthy: { type: 'boolean' },
+    warnings
+  }
+}
+
+export const reloadAcceptedSchema = {
+  type: 'object',
+  properties: { status: { type: 'string', enum: ['reloading'] }, workers: { type: 'integer' } }
+}
+
+export const reloadResultSchema = {
+  type: 'object',
+  properties: {
+    ok: { type: 'boolean' },
+    durationMs: { type: 'integer' },
+    workers: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, pid: { type: 'integer' } } } },
+    reason: { type: 'string' }
+  }
+}
