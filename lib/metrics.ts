@@ -1,56 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { collectDefaultMetrics, Registry, type Metric } from 'prom-client'
 import type { Identity } from './identity.js'
+import type { ResolvedMetricsOptions } from './options.js'
 import { isPrimaryMessage, sendToPrimary, type MetricJSON } from './protocol.js'
 
 /** The `route` label of requests no route matched: one label, whatever the URL. */
-export const NOT_FOUND_ROUTE = 'not_found'
-
-export interface MetricsOptions {
-  /**
-   * The registry the worker's metrics live in; pass prom-client's global `register` to include
-   * metrics your app registers there. `fastify.cluster.metrics` gives it back.
-   * @default a new Registry per plugin instance
-   */
-  registry?: Registry
-  /**
-   * Collect prom-client's default metrics (process, heap, GC, event loop) in that registry.
-   * @default true
-   */
-  defaultMetrics?: boolean
-  /**
-   * Upper bounds (seconds) of the `http_request_duration_seconds` buckets.
-   * @default [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-   */
-  buckets?: number[]
-  /**
-   * Path of a `/metrics` route on the app itself, for a process no bootCluster primary scrapes
-   * (one process, PM2); `false` adds none. Under bootCluster the primary's monitoring server
-   * serves every worker's metrics together and this route is not added.
-   * @default false
-   */
-  endpoint?: string | false
-}
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** `false` keeps this route's requests out of `http_request_duration_seconds`. */
-    metrics?: boolean
-  }
-}
-
-export const METRICS_DEFAULTS = {
-  defaultMetrics: true,
-  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-  endpoint: false
-} as const
-
-export interface ResolvedMetricsOptions {
-  registry: Registry | undefined
-  defaultMetrics: boolean
-  buckets: number[]
-  endpoint: string | false
-}
+const NOT_FOUND_ROUTE = 'not_found'
 
 /**
  * One worker's Prometheus metrics: the registry, the request-duration histogram, and the answer

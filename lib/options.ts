@@ -1,6 +1,45 @@
+import type { Registry } from 'prom-client'
 import { readBoolean, readMs, readName, type Env } from './config.js'
 import { FCK_INVALID_OPTION } from './errors.js'
-import { METRICS_DEFAULTS, type MetricsOptions, type ResolvedMetricsOptions } from './metrics.js'
+
+export interface MetricsOptions {
+  /**
+   * The registry the worker's metrics live in; pass prom-client's global `register` to include
+   * metrics your app registers there. `fastify.cluster.metrics` gives it back.
+   * @default a new Registry per plugin instance
+   */
+  registry?: Registry
+  /**
+   * Collect prom-client's default metrics (process, heap, GC, event loop) in that registry.
+   * @default true
+   */
+  defaultMetrics?: boolean
+  /**
+   * Upper bounds (seconds) of the `http_request_duration_seconds` buckets.
+   * @default [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+   */
+  buckets?: number[]
+  /**
+   * Path of a `/metrics` route on the app itself, for a process no bootCluster primary scrapes
+   * (one process, PM2); `false` adds none. Under bootCluster the primary's monitoring server
+   * serves every worker's metrics together and this route is not added.
+   * @default false
+   */
+  endpoint?: string | false
+}
+
+export const METRICS_DEFAULTS = {
+  defaultMetrics: true,
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  endpoint: false
+} as const
+
+export interface ResolvedMetricsOptions {
+  registry: Registry | undefined
+  defaultMetrics: boolean
+  buckets: number[]
+  endpoint: string | false
+}
 
 /** Options of `clusterPlugin`. Options win over environment variables, which win over defaults. */
 export interface ClusterPluginOptions {

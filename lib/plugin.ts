@@ -3,7 +3,6 @@ import type { Registry } from 'prom-client'
 import fp from 'fastify-plugin'
 import { Checks, registerHealthRoutes, type ReadinessCheck } from './health.js'
 import { detectIdentity, type Manager } from './identity.js'
-import { WorkerMetrics } from './metrics.js'
 import { resolveOptions, type ClusterPluginOptions } from './options.js'
 import { sendToPrimary } from './protocol.js'
 import { Sampler } from './sampler.js'
@@ -36,6 +35,10 @@ declare module 'fastify' {
   interface FastifyInstance {
     cluster: ClusterDecorator
   }
+  interface FastifyContextConfig {
+    /** `false` keeps this route's requests out of `http_request_duration_seconds`. */
+    metrics?: boolean
+  }
 }
 
 const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fastify: FastifyInstance, opts) => {
@@ -50,7 +53,9 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   const sampler = new Sampler(traffic)
   const checks = new Checks(options.checkTimeout)
   const shutdown = new Shutdown(fastify, traffic, options, identity)
-  const metrics = options.metrics === false ? undefined : new WorkerMetrics(options.metrics, identity)
+  // Imported here, not at the top: the primary loads this module too (through index.ts) and must
+  // not pay for prom-client, which only workers use.
+  const metrics = options.metrics === false ? undefined : new (await import('./metrics.js')).WorkerMetrics(options.metrics, identity)
 
   fastify.decorate('cluster', {
     workerId: identity.workerId,

@@ -58,7 +58,7 @@ t.test('a port already in use: the error names the address, nothing is left runn
   t.same(result.left, [])
 })
 
-t.test('the monitoring port already in use: the error names it, no worker was forked', async (t) => {
+t.test('the monitoring port already in use: the error names it, nothing is left running', async (t) => {
   const blocker = net.createServer()
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
   t.teardown(() => blocker.close())
@@ -66,6 +66,5 @@ t.test('the monitoring port already in use: the error names it, no worker was fo
   const result = await boot({}, { monitoring: { port } })
   t.not(result.code, 0)
   t.match(result.output, new RegExp(`Cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use \\(port from monitoring.port / CLUSTER_MONITORING_PORT`))
-  t.notMatch(result.output, /worker 0/, 'no worker was started')
   t.same(result.left, [])
 })

@@ -35,23 +35,20 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   }
 
   /**
-   * Starts the monitoring server, forks every slot and resolves once all listen; otherwise stops
-   * everything and rejects.
+   * Forks every slot and starts the monitoring server alongside; resolves once all listen,
+   * otherwise stops everything and rejects.
    */
   async start (): Promise<void> {
-    if (this.options.monitoring !== false) {
-      // Loaded only when on: Fastify costs a primary that does not otherwise import it ~20 MB.
-      const { startMonitoring } = await import('./monitoring.js')
-      this.#monitoring = await startMonitoring(this, this.options.monitoring, this.log)
-    }
     this.#installSignals()
     this.log.info({ workers: this.options.workers, port: this.options.port }, 'cluster starting')
     const started = Date.now()
+    const monitoring = this.#startMonitoring()
     try {
-      await Promise.all(this.#slots.map(async (slot) => await this.#startSlot(slot).ready.catch((error: Error) => {
+      await Promise.all([monitoring, ...this.#slots.map(async (slot) => await this.#startSlot(slot).ready.catch((error: Error) => {
         throw new FCK_START_FAILED(String(slot.id), error.message)
-      })))
+      }))])
     } catch (error) {
+      await monitoring.catch(() => {})
       await this.#stop()
       throw error
     }
@@ -61,6 +58,13 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     if (this.options.healthReportInterval > 0) {
       this.#timers.push(setInterval(() => this.#report(), this.options.healthReportInterval).unref())
     }
+  }
+
+  async #startMonitoring (): Promise<void> {
+    if (this.options.monitoring === false) return
+    // Loaded only when on: Fastify costs a primary that does not otherwise import it ~20 MB.
+    const { startMonitoring } = await import('./monitoring.js')
+    this.#monitoring = await startMonitoring(this, this.options.monitoring, this.log)
   }
 
   stats (): ClusterStats {
