@@ -76,3 +76,10 @@ export const FCK_MONITORING_UNPROTECTED = createError<'FCK_MONITORING_UNPROTECTE
   'FCK_MONITORING_UNPROTECTED',
   'Refusing to serve the monitoring API on %s (from %s) without a token: set CLUSTER_MONITORING_TOKEN (or monitoring.token), or bind 127.0.0.1'
 )
+
+/** A shared-state store (Redis, the primary) did not answer: `(store, reason)`. Answered with 503. */
+export const FCK_STORE_UNAVAILABLE = createError<'FCK_STORE_UNAVAILABLE', [string, string]>(
+  'FCK_STORE_UNAVAILABLE',
+  'The %s store is unavailable: %s',
+  503
+)

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { FCK_CHECK_FAILED, FCK_CHECK_TIMEOUT, FCK_DUPLICATE_CHECK, FCK_INVALID_OPTION } from './errors.js'
 import type { Identity } from './identity.js'
 import type { RequestCounters, Sampler } from './sampler.js'
+import type { SharedStateBackend } from './shared-state.js'
 
 /** A readiness check: throwing, rejecting or resolving to `false` means not ready. */
 export type ReadinessCheck = () => unknown
@@ -69,6 +70,7 @@ interface HealthDeps {
   checks: Checks
   sampler: Sampler
   counters: RequestCounters
+  sharedState: SharedStateBackend
   isDraining: () => boolean
 }
 
@@ -87,6 +89,7 @@ const reportSchema = {
     workerId: { type: 'string' },
     pid: { type: 'integer' },
     manager: { type: 'string' },
+    sharedState: { type: 'string' },
     uptime: { type: 'number' },
     memory: {
       type: 'object',
@@ -107,9 +110,9 @@ const reportSchema = {
  * check passes) and `GET prefix` (a JSON report).
  */
 export function registerHealthRoutes (fastify: FastifyInstance, deps: HealthDeps): void {
-  const { prefix, identity, checks, sampler, counters, isDraining } = deps
+  const { prefix, identity, checks, sampler, counters, sharedState, isDraining } = deps
   // Probes are not app traffic: kept out of the logs' info level and out of the request metrics.
-  const routeOptions = { logLevel: 'warn' as const, config: { metrics: false as const } }
+  const routeOptions = { logLevel: 'warn' as const, config: { metrics: false as const, rateLimit: false as const } }
 
   async function evaluate (): Promise<{ status: HealthStatus, checks: Record<string, CheckResult> }> {
     if (isDraining()) return { status: 'draining', checks: {} }
@@ -136,6 +139,7 @@ export function registerHealthRoutes (fastify: FastifyInstance, deps: HealthDeps
         workerId: identity.workerId,
         pid: process.pid,
         manager: identity.manager,
+        sharedState,
         uptime: Math.round(process.uptime() * 1000) / 1000,
         memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external },
         cpu: { percent: sample.cpu.percent },

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { collectDefaultMetrics, Registry, type Metric } from 'prom-client'
+import { collectDefaultMetrics, Counter, Registry, type Metric } from 'prom-client'
 import type { Identity } from './identity.js'
 import type { ResolvedMetricsOptions } from './options.js'
 import { isPrimaryMessage, sendToPrimary, type MetricJSON } from './protocol.js'
@@ -14,12 +14,19 @@ const NOT_FOUND_ROUTE = 'not_found'
 export class WorkerMetrics {
   readonly registry: Registry
   readonly #duration: RequestDurations
+  readonly #storeErrors: Counter<'store'>
 
   constructor (options: ResolvedMetricsOptions, private readonly identity: Identity) {
     this.registry = options.registry ?? new Registry()
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry })
     this.#duration = new RequestDurations(options.buckets)
     this.registry.registerMetric(this.#duration as unknown as Metric)
+    this.#storeErrors = new Counter({
+      name: 'shared_state_errors_total',
+      help: 'Rate-limit and session store operations that failed (Redis or the primary unreachable)',
+      labelNames: ['store'],
+      registers: [this.registry]
+    })
   }
 
   /**
@@ -32,6 +39,10 @@ export class WorkerMetrics {
       this.#duration.observe(request.method, url ?? NOT_FOUND_ROUTE, reply.statusCode, reply.elapsedTime / 1000)
     }
     done()
+  }
+
+  countStoreError (store: string): void {
+    this.#storeErrors.inc({ store })
   }
 
   /** Answers the primary's `fck:metrics-request` messages (install once listening). */

@@ -6,11 +6,9 @@ import { detectIdentity, type Manager } from './identity.js'
 import { resolveOptions, type ClusterPluginOptions } from './options.js'
 import { sendToPrimary } from './protocol.js'
 import { Sampler } from './sampler.js'
+import { chooseBackend, registerSharedState, type SharedStateBackend } from './shared-state.js'
 import { Shutdown } from './shutdown.js'
 import { Traffic } from './traffic.js'
-
-/** Where cluster-wide state (rate limits, sessions) lives. */
-export type SharedStateBackend = 'redis' | 'primary' | 'memory'
 
 /** `fastify.cluster`: what a route or plugin may ask about the worker it runs in. */
 export interface ClusterDecorator {
@@ -41,6 +39,8 @@ declare module 'fastify' {
   }
 }
 
+const STORE_WARNING_INTERVAL = 5000
+
 const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fastify: FastifyInstance, opts) => {
   const options = resolveOptions(opts, process.env)
   const identity = detectIdentity(process.env)
@@ -57,11 +57,12 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   // not pay for prom-client, which only workers use.
   const metrics = options.metrics === false ? undefined : new (await import('./metrics.js')).WorkerMetrics(options.metrics, identity)
 
+  const backend = chooseBackend(options.shared, identity)
   fastify.decorate('cluster', {
     workerId: identity.workerId,
     pid: process.pid,
     manager: identity.manager,
-    sharedState: 'memory',
+    sharedState: backend,
     isDraining: () => traffic.draining,
     addCheck: (name: string, fn: ReadinessCheck, checkOptions?: { timeout?: number }) => checks.add(name, fn, checkOptions),
     metrics: metrics?.registry
@@ -74,15 +75,29 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
       checks,
       sampler,
       counters: traffic,
+      sharedState: backend,
       isDraining: () => traffic.draining
     })
   }
+
+  const lastWarned = new Map<string, number>()
+  await registerSharedState(fastify, options.shared, backend, {
+    identity,
+    checks,
+    onStoreError: (store, error) => {
+      metrics?.countStoreError(store)
+      // One line per store every 5 s, not one per request, while a store is away.
+      if (Date.now() - (lastWarned.get(store) ?? 0) < STORE_WARNING_INTERVAL) return
+      lastWarned.set(store, Date.now())
+      fastify.log.warn({ err: error, store, backend, onStoreError: options.shared.onStoreError }, `clusterPlugin: ${store} store failed: ${error.message}`)
+    }
+  })
 
   const reportsToPrimary = identity.manager === 'bootCluster'
   if (metrics !== undefined) {
     fastify.addHook('onResponse', metrics.onResponse)
     if (options.metrics !== false && options.metrics.endpoint !== false && !reportsToPrimary) {
-      fastify.get(options.metrics.endpoint, { logLevel: 'warn', config: { metrics: false } }, async (_request, reply) => {
+      fastify.get(options.metrics.endpoint, { logLevel: 'warn', config: { metrics: false, rateLimit: false } }, async (_request, reply) => {
         reply.type(metrics.registry.contentType)
         return await metrics.registry.metrics()
       })

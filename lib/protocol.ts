@@ -26,6 +26,13 @@ export interface WorkerSample {
   requests: { total: number, inFlight: number }
 }
 
+/** What a worker asks of the primary's shared state (the `primary` backend of rate limits and sessions). */
+export type StateRequest =
+  | { op: 'incr', key: string, timeWindow: number, max: number, continueExceeding: boolean }
+  | { op: 'session:get', key: string }
+  | { op: 'session:set', key: string, session: unknown, ttl: number }
+  | { op: 'session:destroy', key: string }
+
 export type WorkerMessage =
   | { type: 'fck:ready', workerId: string, pid: number, address: string }
   | { type: 'fck:heartbeat', workerId: string, pid: number, sample: WorkerSample }
@@ -34,11 +41,15 @@ export type WorkerMessage =
   | { type: 'fck:failed', workerId: string, pid: number, error: { code?: string, message: string } }
   /** The answer to `fck:metrics-request` with the same id. */
   | { type: 'fck:metrics', workerId: string, pid: number, id: number, metrics: MetricJSON[] }
+  /** Answered by `fck:state-result` with the same id. */
+  | { type: 'fck:state', id: number, request: StateRequest }
 
 export type PrimaryMessage =
   | { type: 'fck:shutdown', reason: string }
   /** Asks for the worker's metrics for one scrape; the worker answers `fck:metrics` with this id. */
   | { type: 'fck:metrics-request', id: number }
+  /** `value` is the answer to the request (`{ current, ttl }` for incr, the session or null for get). */
+  | { type: 'fck:state-result', id: number, value: unknown }
 
 /** PM2 sends this plain string when `shutdown_with_message` is set (and on Windows). */
 export const PM2_SHUTDOWN_MESSAGE = 'shutdown'
@@ -48,12 +59,12 @@ function hasType (message: unknown): message is { type: unknown } {
 }
 
 export function isPrimaryMessage (message: unknown): message is PrimaryMessage {
-  return hasType(message) && (message.type === 'fck:shutdown' || message.type === 'fck:metrics-request')
+  return hasType(message) && ['fck:shutdown', 'fck:metrics-request', 'fck:state-result'].includes(message.type as string)
 }
 
 export function isWorkerMessage (message: unknown): message is WorkerMessage {
   return hasType(message) &&
-    ['fck:ready', 'fck:heartbeat', 'fck:draining', 'fck:failed', 'fck:metrics'].includes(message.type as string)
+    ['fck:ready', 'fck:heartbeat', 'fck:draining', 'fck:failed', 'fck:metrics', 'fck:state'].includes(message.type as string)
 }
 
 /**

@@ -31,6 +31,14 @@ const cases: Array<[string, unknown, NodeJS.ProcessEnv, RegExp, string]> = [
   ['decreasing buckets', { metrics: { buckets: [1, 0.5] } }, {}, /Invalid option metrics\.buckets: got \[1,0\.5\], expected increasing positive numbers/, 'FCK_INVALID_OPTION'],
   ['relative metrics endpoint', { metrics: { endpoint: 'metrics' } }, {}, /metrics\.endpoint: got "metrics"/, 'FCK_INVALID_OPTION'],
   ['a registry that is not one', { metrics: { registry: {} } }, {}, /metrics\.registry: got \[object Object\], expected a prom-client Registry/, 'FCK_INVALID_OPTION'],
+  ['an unparsable redis URL', { redis: 'localhost:6379' }, {}, /Invalid option redis: got "localhost:6379", expected a redis:\/\/ or rediss:\/\/ URL/, 'FCK_INVALID_OPTION'],
+  ['an unparsable REDIS_URL', {}, { REDIS_URL: 'http://cache:6379' }, /Invalid environment variable REDIS_URL: got "http:\/\/cache:6379"/, 'FCK_INVALID_ENV'],
+  ['a bad REDIS_PORT', {}, { REDIS_HOST: 'cache', REDIS_PORT: 'six' }, /Invalid environment variable REDIS_PORT: got "six"/, 'FCK_INVALID_ENV'],
+  ['a session secret under 32 characters', { session: { secret: 'short' } }, {},
+    /Invalid option session: got .*"secret":"<hidden>".*expected options @fastify\/session accepts \(the secret must have length 32 or greater\)/, 'FCK_INVALID_OPTION'],
+  ['a rate-limit max that is not a number', { rateLimit: { max: 'ten' } }, {}, /Invalid option rateLimit\.max: got "ten", expected a whole number >= 0/, 'FCK_INVALID_OPTION'],
+  ['an unreadable rate-limit window', { rateLimit: { timeWindow: 'soon' } }, {}, /Invalid option rateLimit\.timeWindow: got "soon"/, 'FCK_INVALID_OPTION'],
+  ['onStoreError typo', { onStoreError: 'open' }, {}, /Invalid option onStoreError: got "open", expected 'fail-open' or 'fail-closed'/, 'FCK_INVALID_OPTION'],
   ['bad GRACEFUL_SHUTDOWN_TIMEOUT', {}, { GRACEFUL_SHUTDOWN_TIMEOUT: 'soon' }, /Invalid environment variable GRACEFUL_SHUTDOWN_TIMEOUT: got "soon"/, 'FCK_INVALID_ENV']
 ]
 

@@ -1,4 +1,5 @@
 import Fastify from 'fastify'
+import { Redis } from 'ioredis'
 import { Registry } from 'prom-client'
 import { expect, test } from 'tstyche'
 import clusterPlugin, {
@@ -6,6 +7,8 @@ import clusterPlugin, {
   type ClusterDecorator,
   type ClusterPluginOptions,
   type Manager,
+  RedisSessionStore,
+  type SessionStoreOptions,
   type WorkerSample
 } from 'fastify-cluster-kit'
 
@@ -52,4 +55,20 @@ test('metrics: a prom-client registry on the decorator, typed options, a route c
   expect(app.register(clusterPlugin, { metrics: true })).type.toRaiseError()
   expect(app.register(clusterPlugin, { metrics: { buckets: '0.1,1' } })).type.toRaiseError()
   expect(app.get('/private', { config: { metrics: false } }, async () => 'ok')).type.not.toRaiseError()
+})
+
+test('shared state: redis, rateLimit and session options, the stores', () => {
+  expect(app.register(clusterPlugin, {
+    redis: 'redis://127.0.0.1:6379',
+    rateLimit: { max: 100, timeWindow: '1 minute' },
+    session: { secret: 'a-session-secret-of-at-least-32-characters' },
+    onStoreError: 'fail-closed',
+    storeTimeout: 300
+  })).type.not.toRaiseError()
+  expect(app.register(clusterPlugin, { redis: { host: 'cache', port: 6379 }, sharedState: 'memory' })).type.not.toRaiseError()
+  expect(app.register(clusterPlugin, { onStoreError: 'open' })).type.toRaiseError()
+  expect(app.register(clusterPlugin, { sharedState: 'disk' })).type.toRaiseError()
+  expect(app.register(clusterPlugin, { rateLimit: { max: 'ten' } })).type.toRaiseError()
+  expect<ConstructorParameters<typeof RedisSessionStore>[1]>().type.toBe<SessionStoreOptions | undefined>()
+  expect(new RedisSessionStore(new Redis()).get).type.toBeCallableWith('id', () => {})
 })

@@ -7,6 +7,7 @@ import type { ResolvedBootOptions } from './options.js'
 import { HandoffRescue } from './handoff.js'
 import type { PrimaryLogger } from './log.js'
 import { buildHealth, buildStats, fewerThanHalfAlive, formatReport } from './report.js'
+import { SharedState } from './state.js'
 import { Slot, type SlotState, type TransitionDetail, type WorkerEntry } from './slot.js'
 import type { ClusterEvents, ClusterHandle, ClusterHealth, ClusterStats, ReloadResult } from './types.js'
 
@@ -28,6 +29,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   #healthy = true
   #timers: NodeJS.Timeout[] = []
   #monitoring: FastifyInstance | undefined
+  readonly #state = new SharedState()
 
   constructor (private readonly options: ResolvedBootOptions, private readonly log: PrimaryLogger) {
     super()
@@ -230,6 +232,9 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       case 'fck:failed':
         entry.failure = `failed to start: ${message.error.message}`
         break
+      case 'fck:state':
+        sendToWorker(entry.worker, { type: 'fck:state-result', id: message.id, value: this.#state.handle(message.request) })
+        break
     }
   }
 
@@ -344,6 +349,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       clearTimeout(killer)
       this.#rescue.discard()
       await this.#monitoring?.close()
+      this.#state.stop()
       this.#uninstallSignals()
       this.log.info({ clean }, 'cluster stopped')
       return clean

@@ -4,13 +4,16 @@ import clusterPlugin, { type ClusterPluginOptions } from '../../dist/index.js'
 
 /**
  * An app with clusterPlugin listening on a real ephemeral port in this process, closed when the
- * test ends. `env` is applied while the plugin registers (it reads the environment then).
+ * test ends. `env` is applied while the plugin registers (it reads the environment then);
+ * `before` runs before the plugin registers (e.g. to register a plugin it should find).
  */
 export async function listenApp (
-  t: Test, options: ClusterPluginOptions = {}, setup?: (app: FastifyInstance) => void, env: NodeJS.ProcessEnv = {}
+  t: Test, options: ClusterPluginOptions = {}, setup?: (app: FastifyInstance) => void, env: NodeJS.ProcessEnv = {},
+  before?: (app: FastifyInstance) => Promise<void>
 ): Promise<{ app: FastifyInstance, port: number }> {
   const app = Fastify()
   t.teardown(() => app.close())
+  await before?.(app)
   const saved = Object.fromEntries(Object.keys(env).map((key) => [key, process.env[key]]))
   Object.assign(process.env, env)
   try {

@@ -8,8 +8,15 @@ export interface Response {
 
 /** One GET over a fresh connection (or over `agent`'s), with the whole body read. */
 export async function get (port: number, path: string, agent: http.Agent | false = false): Promise<Response> {
+  return await send(port, { path, agent })
+}
+
+/** One request over a fresh connection (or over `agent`'s), with the whole body read. */
+export async function send (
+  port: number, { method = 'GET', path, headers = {}, agent = false }: { method?: string, path: string, headers?: http.OutgoingHttpHeaders, agent?: http.Agent | false }
+): Promise<Response> {
   return await new Promise((resolve, reject) => {
-    const request = http.get({ host: '127.0.0.1', port, path, agent }, (response) => {
+    const request = http.request({ host: '127.0.0.1', port, method, path, headers, agent }, (response) => {
       let body = ''
       response.setEncoding('utf8')
       response.on('data', (chunk: string) => { body += chunk })
@@ -17,6 +24,7 @@ export async function get (port: number, path: string, agent: http.Agent | false
       response.on('error', reject)
     })
     request.on('error', reject)
+    request.end()
   })
 }
 

@@ -1,0 +1,143 @@
+import { createRequire } from 'node:module'
+import type { FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
+import { FCK_INVALID_OPTION, FCK_STORE_UNAVAILABLE } from './errors.js'
+import type { Checks } from './health.js'
+import type { Identity } from './identity.js'
+import type { RedisConfig, ResolvedSharedState } from './options.js'
+import { PrimaryState } from './stores/primary-state.js'
+import { PrimarySessionStore, RedisSessionStore } from './stores/sessions.js'
+
+/** Where cluster-wide state (rate limits, sessions) lives. */
+export type SharedStateBackend = 'redis' | 'primary' | 'memory'
+
+type Incr = (key: string, timeWindow: number, max: number, continueExceeding: boolean) => Promise<{ current: number, ttl: number }>
+
+const require = createRequire(import.meta.url)
+
+/** `redis` when Redis is configured, else `primary` under bootCluster, else `memory`; or what `sharedState` asks, if it can be had. */
+export function chooseBackend ({ backend, redis }: ResolvedSharedState, identity: Identity): SharedStateBackend {
+  if (backend === 'redis' && redis === undefined) throw new FCK_INVALID_OPTION('sharedState', '"redis"', 'a Redis: set the redis option, REDIS_URL or REDIS_HOST')
+  if (backend === 'primary' && identity.manager !== 'bootCluster') throw new FCK_INVALID_OPTION('sharedState', '"primary"', 'a process forked by bootCluster')
+  if (backend !== undefined) return backend
+  if (redis !== undefined) return 'redis'
+  return identity.manager === 'bootCluster' ? 'primary' : 'memory'
+}
+
+/**
+ * Registers what the options ask for: one Redis connection (@fastify/redis, unless the app
+ * registered one), @fastify/rate-limit and @fastify/session (with @fastify/cookie), each with the
+ * backend's store. `onStoreError` hears every store failure (the plugin logs and counts it).
+ */
+export async function registerSharedState (
+  fastify: FastifyInstance,
+  options: ResolvedSharedState,
+  backend: SharedStateBackend,
+  deps: { identity: Identity, checks: Checks, onStoreError: (store: string, error: Error) => void }
+): Promise<void> {
+  const { rateLimit, session } = options
+  if (backend === 'memory' && deps.identity.manager === 'pm2' && (rateLimit !== undefined || session !== undefined)) {
+    fastify.log.warn('clusterPlugin: no Redis configured under PM2: rate limits and sessions are per worker (set REDIS_URL to share them)')
+  }
+  let redis: Redis | undefined
+  let primary: PrimaryState | undefined
+  if (backend === 'redis') {
+    redis = await connectRedis(fastify, options)
+    const client = redis
+    deps.checks.add('redis', async () => (await client.ping()) === 'PONG', { timeout: options.storeTimeout })
+  } else if (backend === 'primary' && (rateLimit !== undefined || session !== undefined)) {
+    primary = new PrimaryState(options.storeTimeout)
+    const state = primary
+    fastify.addHook('onClose', async () => state.stop())
+  }
+
+  if (rateLimit !== undefined) {
+    const incr = redis !== undefined ? redisIncr(redis) : primary !== undefined ? primaryIncr(primary) : undefined
+    const store = incr === undefined ? undefined : counterStore(backend, incr, (error) => deps.onStoreError('rate-limit', error))
+    await registerOfficial(fastify, 'rateLimit', '@fastify/rate-limit', {
+      ...rateLimit,
+      ...(store === undefined ? {} : { store }),
+      skipOnError: options.onStoreError === 'fail-open'
+    })
+  }
+  if (session !== undefined) {
+    const onError = (error: Error): void => deps.onStoreError('session', error)
+    const store = redis !== undefined
+      ? new RedisSessionStore(redis, { onError })
+      : primary !== undefined ? new PrimarySessionStore(primary, { onError }) : undefined
+    if (!fastify.hasDecorator('parseCookie')) await registerOfficial(fastify, 'session', '@fastify/cookie', {})
+    await registerOfficial(fastify, 'session', '@fastify/session', { ...session, ...(store === undefined || session.store !== undefined ? {} : { store }) })
+  }
+}
+
+/** Registers an official plugin; what it rejects becomes an error naming our option. */
+async function registerOfficial (fastify: FastifyInstance, option: string, name: string, settings: object): Promise<void> {
+  try {
+    await fastify.register(require(name), settings)
+  } catch (error) {
+    throw new FCK_INVALID_OPTION(option, JSON.stringify(settings, (key, value) => key === 'secret' ? '<hidden>' : value), `options ${name} accepts (${(error as Error).message})`)
+  }
+}
+
+/**
+ * The app's @fastify/redis client when it registered one, else a new one set to fail fast: no
+ * offline queue and no retries per command, so a request never waits on an absent Redis longer
+ * than `storeTimeout`; ioredis keeps reconnecting in the background, so Redis coming back needs
+ * no restart.
+ */
+async function connectRedis (fastify: FastifyInstance, options: ResolvedSharedState): Promise<Redis> {
+  if (!fastify.hasDecorator('redis')) {
+    const { storeTimeout } = options
+    const failFast = {
+      connectTimeout: storeTimeout,
+      commandTimeout: storeTimeout,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (times: number) => Math.min(times * 100, 1000)
+    }
+    const redis = options.redis as RedisConfig
+    await fastify.register(require('@fastify/redis'), typeof redis === 'string' ? { url: redis, ...failFast } : { ...failFast, ...redis })
+  }
+  return (fastify as unknown as { redis: Redis }).redis
+}
+
+function redisIncr (redis: Redis): Incr {
+  // The official Redis store's atomic Lua script, one instance per continueExceeding setting.
+  const RedisStore = require('@fastify/rate-limit/store/RedisStore.js')
+  const stores = [false, true].map((continueExceeding) => new RedisStore(continueExceeding, false, redis, ''))
+  return async (key, timeWindow, max, continueExceeding) => await new Promise((resolve, reject) => {
+    stores[Number(continueExceeding)].incr(key, (error: Error | null, result: { current: number, ttl: number }) => error === null ? resolve(result) : reject(error), timeWindow, max)
+  })
+}
+
+function primaryIncr (state: PrimaryState): Incr {
+  return async (key, timeWindow, max, continueExceeding) =>
+    await state.request({ op: 'incr', key, timeWindow, max, continueExceeding }) as { current: number, ttl: number }
+}
+
+interface RateLimitParams { continueExceeding?: boolean, routeInfo?: { method?: string, url?: string } }
+
+/**
+ * A @fastify/rate-limit store (it constructs the class itself) over a shared counter. Keys are
+ * namespaced, and per route for routes with their own limit, as the official stores do. A failure
+ * is reported and passed on as FCK_STORE_UNAVAILABLE: with fail-open (skipOnError) the request
+ * goes through, with fail-closed it is answered 503.
+ */
+function counterStore (backend: SharedStateBackend, incr: Incr, onError: (error: Error) => void): new (params: RateLimitParams) => object {
+  return class CounterStore {
+    constructor (private readonly params: RateLimitParams, private readonly prefix = 'fck:rl:') {}
+
+    incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number, max: number): void {
+      incr(this.prefix + key, timeWindow, max, this.params.continueExceeding === true).then(
+        (result) => callback(null, result),
+        (error: Error) => {
+          onError(error)
+          callback(error instanceof FCK_STORE_UNAVAILABLE ? error : new FCK_STORE_UNAVAILABLE(`${backend} rate-limit`, error.message))
+        })
+    }
+
+    child (params: RateLimitParams): CounterStore {
+      return new CounterStore(params, `${this.prefix}${params.routeInfo?.method ?? ''}${params.routeInfo?.url ?? ''}-`)
+    }
+  }
+}

@@ -1,0 +1,138 @@
+import fastifyRedis from '@fastify/redis'
+import t from 'tap'
+import { listenApp } from './helpers/app.js'
+import { startCluster, type ClusterFixture } from './helpers/cluster.js'
+import { send, type Response } from './helpers/http.js'
+import { startRedis } from './helpers/redis.js'
+
+const SECRET = 'a-session-secret-of-at-least-32-characters'
+
+function pluginEnv (options: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { FIXTURE_PLUGIN_OPTIONS: JSON.stringify(options), ...env }
+}
+
+/** `count` requests, 10 at a time, each over a fresh connection (so round-robin spreads them). */
+async function burst (port: number, count: number, path = '/'): Promise<Response[]> {
+  const responses: Response[] = []
+  for (let i = 0; i < count; i += 10) {
+    responses.push(...await Promise.all(Array.from({ length: Math.min(10, count - i) }, async () => await send(port, { path }))))
+  }
+  return responses
+}
+
+/** Sends until a response comes from worker `id` (fresh connections, round-robin). */
+async function onWorker (cluster: ClusterFixture, id: string, request: Parameters<typeof send>[1]): Promise<Response> {
+  for (let i = 0; i < 50; i++) {
+    const response = await send(cluster.port, request)
+    if (response.headers['x-worker-id'] === id) return response
+  }
+  throw new Error(`worker ${id} never answered`)
+}
+
+for (const backend of ['redis', 'primary'] as const) {
+  t.test(`${backend} backend: 2 workers, limit 50, 200 requests: exactly 50 pass, 150 get 429`, async (t) => {
+    const env = backend === 'redis' ? { REDIS_URL: (await startRedis(t)).url } : {}
+    const cluster = await startCluster(t, pluginEnv({ rateLimit: { max: 50, timeWindow: '1 minute' } }, env))
+    const responses = await burst(cluster.port, 200)
+    const statuses = responses.map((response) => response.status)
+    t.equal(statuses.filter((status) => status === 200).length, 50, '50 allowed')
+    t.equal(statuses.filter((status) => status === 429).length, 150, '150 limited')
+    t.same(new Set(responses.map((response) => response.headers['x-worker-id'])), new Set(['0', '1']), 'both workers answered')
+    const limited = responses.find((response) => response.status === 429)
+    t.equal(limited?.headers['x-ratelimit-limit'], '50')
+    t.equal(limited?.headers['x-ratelimit-remaining'], '0')
+    t.ok(Number(limited?.headers['retry-after']) > 0, 'retry-after')
+    const health = JSON.parse((await send(cluster.port, { path: '/health' })).body)
+    t.equal(health.sharedState, backend, '/health names the backend')
+  })
+
+  t.test(`${backend} backend: a session set on worker 0 is read on worker 1; destroy and expiry work`, async (t) => {
+    const env = backend === 'redis' ? { REDIS_URL: (await startRedis(t)).url } : {}
+    const cluster = await startCluster(t, pluginEnv({ session: { secret: SECRET, cookie: { secure: false, maxAge: 2000 }, saveUninitialized: false } }, env))
+    const set = await onWorker(cluster, '0', { method: 'POST', path: '/session?value=hello' })
+    const cookie = String(set.headers['set-cookie']?.[0]).split(';')[0] as string
+    t.match(cookie, /^sessionId=/)
+    const read = await onWorker(cluster, '1', { path: '/session', headers: { cookie } })
+    t.same(JSON.parse(read.body), { id: '1', value: 'hello' }, 'worker 1 reads what worker 0 stored')
+    await onWorker(cluster, '1', { method: 'DELETE', path: '/session', headers: { cookie } })
+    t.same(JSON.parse((await onWorker(cluster, '0', { path: '/session', headers: { cookie } })).body).value, null, 'destroyed everywhere')
+
+    const again = await onWorker(cluster, '1', { method: 'POST', path: '/session?value=brief' })
+    const brief = String(again.headers['set-cookie']?.[0]).split(';')[0] as string
+    t.equal(JSON.parse((await onWorker(cluster, '0', { path: '/session', headers: { cookie: brief } })).body).value, 'brief')
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    t.equal(JSON.parse((await send(cluster.port, { path: '/session', headers: { cookie: brief } })).body).value, null, 'expired with its maxAge')
+  })
+}
+
+t.test('two bootCluster processes sharing one Redis: the limit holds across both', async (t) => {
+  const redis = await startRedis(t)
+  const options = pluginEnv({ rateLimit: { max: 50, timeWindow: '1 minute' } }, { REDIS_URL: redis.url })
+  const [a, b] = await Promise.all([startCluster(t, options), startCluster(t, options)])
+  const responses = (await Promise.all([burst(a.port, 100), burst(b.port, 100)])).flat()
+  t.equal(responses.filter((response) => response.status === 200).length, 50, '50 allowed over 4 workers in 2 clusters')
+  t.equal(responses.filter((response) => response.status === 429).length, 150)
+})
+
+for (const onStoreError of ['fail-open', 'fail-closed'] as const) {
+  t.test(`Redis killed mid-load (${onStoreError}): no request waits past storeTimeout + 100 ms; back without restart`, async (t) => {
+    const redis = await startRedis(t)
+    const cluster = await startCluster(t, pluginEnv({
+      storeTimeout: 500,
+      onStoreError,
+      rateLimit: { max: 10_000, timeWindow: '1 minute' },
+      session: { secret: SECRET, cookie: { secure: false }, saveUninitialized: false }
+    }, { REDIS_URL: redis.url }))
+    const set = await send(cluster.port, { method: 'POST', path: '/session?value=kept' })
+    const cookie = String(set.headers['set-cookie']?.[0]).split(';')[0] as string
+
+    await redis.kill()
+    const during: Array<{ status: number, ms: number, path: string }> = []
+    const until = Date.now() + 2000
+    while (Date.now() < until) {
+      await Promise.all(['/', '/session'].map(async (path) => {
+        const started = Date.now()
+        // The cookie only where the session is wanted: @fastify/session loads it on any route.
+        const response = await send(cluster.port, { path, headers: path === '/session' ? { cookie } : {} })
+        during.push({ status: response.status, ms: Date.now() - started, path })
+      }))
+    }
+    const slowest = Math.max(...during.map((request) => request.ms))
+    t.ok(slowest <= 600, `slowest request during the outage: ${slowest} ms`)
+    const limited = during.filter((request) => request.path === '/').map((request) => request.status)
+    t.same([...new Set(limited)], [onStoreError === 'fail-open' ? 200 : 503], `rate-limited route: ${onStoreError}`)
+    t.same([...new Set(during.filter((request) => request.path === '/session').map((request) => request.status))], [503], 'sessions answer 503')
+    t.equal((await send(cluster.port, { path: '/health/ready' })).status, 503, 'readiness fails while Redis is away')
+    t.equal(cluster.child.exitCode, null, 'the cluster is still up')
+
+    await redis.restart()
+    let ready = 0
+    for (let i = 0; i < 100 && ready < 2; i++) {
+      ready = (await send(cluster.port, { path: '/health/ready' })).status === 200 ? ready + 1 : 0
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    const limitedAgain = await send(cluster.port, { path: '/' })
+    t.equal(limitedAgain.status, 200)
+    t.equal(limitedAgain.headers['x-ratelimit-remaining'], '9999', 'counting again in the new Redis')
+    const again = await send(cluster.port, { method: 'POST', path: '/session?value=back' })
+    const fresh = String(again.headers['set-cookie']?.[0]).split(';')[0] as string
+    t.equal(JSON.parse((await send(cluster.port, { path: '/session', headers: { cookie: fresh } })).body).value, 'back', 'sessions work again')
+  })
+}
+
+t.test('one process: the memory backend; an app\'s own @fastify/redis client is reused', async (t) => {
+  const { app, port } = await listenApp(t, { rateLimit: { max: 3, timeWindow: '1 minute' } })
+  t.equal(app.cluster.sharedState, 'memory')
+  const statuses = (await burst(port, 5)).map((response) => response.status).sort()
+  t.same(statuses, [200, 200, 200, 429, 429])
+  t.equal(JSON.parse((await send(port, { path: '/health' })).body).sharedState, 'memory')
+
+  const redis = await startRedis(t)
+  const own = await listenApp(t, { redis: redis.url, rateLimit: { max: 3, timeWindow: '1 minute' } }, undefined, {}, async (app) => {
+    await app.register(fastifyRedis, { url: redis.url })
+  })
+  t.equal(own.app.cluster.sharedState, 'redis')
+  await send(own.port, { path: '/' })
+  t.same(await (own.app as any).redis.keys('fck:rl:*'), ['fck:rl:127.0.0.1'], 'the count lives in the app\'s own Redis client')
+  t.equal(JSON.parse((await send(own.port, { path: '/health/ready' })).body).checks.redis.status, 'ok', 'readiness pings Redis')
+})
