@@ -26,6 +26,7 @@ export async function bootCluster (factory: AppFactory, options: BootClusterOpti
   if (cluster.isPrimary && resolved.enabled && identity.manager === 'none') {
     const level = process.env.LOG_LEVEL ?? 'info'
     if (!isLevel(level)) throw new FCK_INVALID_ENV('LOG_LEVEL', JSON.stringify(level), 'trace, debug, info, warn, error or fatal')
+    await resolved.onPrimary?.()
     const supervisor = new Supervisor(resolved, createLogger(level, { role: 'primary' }))
     await supervisor.start()
     return supervisor

@@ -25,4 +25,6 @@ test('monitoring options', () => {
   expect(bootCluster(() => Fastify(), { monitoring: false })).type.not.toRaiseError()
   expect(bootCluster(() => Fastify(), { monitoring: { port: '3003' } })).type.toRaiseError()
   expect(bootCluster(() => Fastify(), { monitoring: { tokn: 'x' } })).type.toRaiseError()
+  expect(bootCluster(() => Fastify(), { onPrimary: async () => {} })).type.not.toRaiseError()
+  expect(bootCluster(() => Fastify(), { onPrimary: 'setup' })).type.toRaiseError()
 })

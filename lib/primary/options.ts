@@ -78,6 +78,12 @@ export interface BootClusterOptions {
    */
   monitoring?: MonitoringOptions | false
   /**
+   * Runs once in the primary before any worker is forked, e.g. `setupPrimary()` of
+   * @socket.io/cluster-adapter. Not run in workers, in one process or under PM2.
+   * @default undefined
+   */
+  onPrimary?: () => void | Promise<void>
+  /**
    * Options for the clusterPlugin that bootCluster registers when the factory did not.
    * @default {}
    */
@@ -148,11 +154,12 @@ export interface ResolvedBootOptions {
   gracefulTimeout: number
   healthReportInterval: number
   monitoring: ResolvedMonitoringOptions | false
+  onPrimary: (() => void | Promise<void>) | undefined
   plugin: ClusterPluginOptions
 }
 
 const KNOWN = new Set(['enabled', 'workers', 'port', 'host', 'maxRestarts', 'restartDelay', 'restartWindow', 'readyTimeout',
-  'heartbeatTimeout', 'maxMemory', 'gracefulTimeout', 'healthReportInterval', 'monitoring', 'plugin'])
+  'heartbeatTimeout', 'maxMemory', 'gracefulTimeout', 'healthReportInterval', 'monitoring', 'onPrimary', 'plugin'])
 
 function defaultWorkers (env: Env): number {
   const cores = os.availableParallelism()
@@ -166,6 +173,9 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env): Reso
   }
   const host = options.host ?? (env.HOST === undefined || env.HOST === '' ? DEFAULTS.host : env.HOST)
   if (typeof host !== 'string' || host.trim() === '') throw new FCK_INVALID_OPTION('host', JSON.stringify(host), 'a host name or address')
+  if (options.onPrimary !== undefined && typeof options.onPrimary !== 'function') {
+    throw new FCK_INVALID_OPTION('onPrimary', String(options.onPrimary), 'a function')
+  }
   if (options.plugin !== undefined && (typeof options.plugin !== 'object' || options.plugin === null)) {
     throw new FCK_INVALID_OPTION('plugin', String(options.plugin), 'clusterPlugin options (an object)')
   }
@@ -184,6 +194,7 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env): Reso
     gracefulTimeout: readMs(options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, DEFAULTS.gracefulTimeout, 1),
     healthReportInterval: readMs(options.healthReportInterval, { option: 'healthReportInterval', env: 'CLUSTER_HEALTH_REPORT_INTERVAL' }, env, DEFAULTS.healthReportInterval),
     monitoring: resolveMonitoring(options.monitoring, env),
+    onPrimary: options.onPrimary,
     plugin: options.plugin ?? {}
   }
 }

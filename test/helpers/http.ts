@@ -13,7 +13,8 @@ export async function get (port: number, path: string, agent: http.Agent | false
 
 /** One request over a fresh connection (or over `agent`'s), with the whole body read. */
 export async function send (
-  port: number, { method = 'GET', path, headers = {}, agent = false }: { method?: string, path: string, headers?: http.OutgoingHttpHeaders, agent?: http.Agent | false }
+  port: number,
+  { method = 'GET', path, headers = {}, body, agent = false }: { method?: string, path: string, headers?: http.OutgoingHttpHeaders, body?: string, agent?: http.Agent | false }
 ): Promise<Response> {
   return await new Promise((resolve, reject) => {
     const request = http.request({ host: '127.0.0.1', port, method, path, headers, agent }, (response) => {
@@ -24,7 +25,7 @@ export async function send (
       response.on('error', reject)
     })
     request.on('error', reject)
-    request.end()
+    request.end(body)
   })
 }
 

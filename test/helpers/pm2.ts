@@ -9,12 +9,15 @@ import type { Test } from 'tap'
 const run = promisify(execFile)
 const pm2Bin = createRequire(import.meta.url).resolve('pm2/bin/pm2')
 
-/** A private PM2 (its own PM2_HOME and daemon), killed with everything it started when the test ends. */
-export function privatePm2 (t: Test): (...args: string[]) => Promise<string> {
+/**
+ * A private PM2 (its own PM2_HOME and daemon, `env` over this process's environment), killed with
+ * everything it started when the test ends.
+ */
+export function privatePm2 (t: Test, env: NodeJS.ProcessEnv = {}): (...args: string[]) => Promise<string> {
   const home = mkdtempSync(join(tmpdir(), 'fck-pm2-'))
   const pm2 = async (...args: string[]): Promise<string> => {
     const { stdout } = await run(process.execPath, [pm2Bin, ...args], {
-      env: { ...process.env, PM2_HOME: home, NODE_OPTIONS: '' },
+      env: { ...process.env, ...env, PM2_HOME: home, NODE_OPTIONS: '' },
       timeout: 60_000
     })
     return stdout

@@ -1,0 +1,15 @@
+import { fileURLToPath } from 'node:url'
+
+/** The example's own settings; the kit's (PORT, CLUSTER_WORKERS, CLUSTER_MONITORING_*, ...) are read by the kit. */
+export const config = {
+  /** Where the SQLite database lives (one file, shared by every worker through WAL). */
+  dataDir: process.env.DATA_DIR ?? fileURLToPath(new URL('../data', import.meta.url)),
+  /** Redis for sessions, rate limits and Socket.IO; without it the bootCluster primary carries them. */
+  redisUrl: process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL,
+  /** Check-ins one person may make per minute, across every worker; the same for check-outs. */
+  checkInLimit: Number(process.env.CHECKIN_RATE_LIMIT ?? 10),
+  /** At least 32 characters; set your own in production. */
+  sessionSecret: process.env.SESSION_SECRET ?? 'attendance-dashboard-development-secret-change-me',
+  /** Seconds a readiness probe fails before the listener closes on SIGTERM (load balancers, Kubernetes). */
+  shutdownDelay: Number(process.env.SHUTDOWN_DELAY ?? 0)
+}
