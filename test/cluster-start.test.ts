@@ -82,3 +82,25 @@ t.test('the periodic Cluster Health Report in the log', async (t) => {
   }
   t.match(report, { alive: 2, expected: 2, primary: { pid: cluster.child.pid } }, 'the stats ride along as structured data')
 })
+
+t.test('fewer than half the workers alive: the report warns', async (t) => {
+  const cluster = await startCluster(t, { LOG_LEVEL: 'warn' }, { healthReportInterval: 200, maxRestarts: 0 })
+  const { workers } = await cluster.call('stats')
+  for (const worker of workers) process.kill(worker.pid, 'SIGKILL') // early crashes with maxRestarts 0: both slots give up
+  const deadline = Date.now() + 10_000
+  while (!cluster.output().includes('only 0 of 2 workers alive') && Date.now() < deadline) await sleep(50)
+  const line = cluster.output().split('\n').find((text) => text.includes('"msg":"only 0 of 2 workers alive"'))
+  t.ok(line !== undefined, 'a warning line names how many are alive')
+  t.equal(JSON.parse(line ?? '{}').level, 40, 'at warn level')
+})
+
+t.test('worker count by NODE_ENV when neither the option nor CLUSTER_WORKERS says', async (t) => {
+  const { resolveBootOptions } = await import('../dist/primary/options.js')
+  const cores = (await import('node:os')).availableParallelism()
+  t.equal(resolveBootOptions({}, { NODE_ENV: 'production' }).workers, cores, 'production: every core')
+  t.equal(resolveBootOptions({}, { NODE_ENV: 'development' }).workers, Math.min(2, cores), 'development: at most 2')
+  t.equal(resolveBootOptions({}, {}).workers, Math.min(2, cores), 'unset: as development')
+  t.equal(resolveBootOptions({}, { NODE_ENV: 'test' }).enabled, false, 'test: one process, no fork')
+  t.equal(resolveBootOptions({}, { NODE_ENV: 'production', CLUSTER_WORKERS: '3' }).workers, 3, 'CLUSTER_WORKERS wins over the profile')
+  t.equal(resolveBootOptions({ workers: 1 }, { CLUSTER_WORKERS: '3' }).workers, 1, 'the option wins over the environment')
+})

@@ -12,6 +12,7 @@ import t from 'tap'
 import { freePort, pidsWithMarker, waitGone } from './helpers/cluster.js'
 import { send, type Response } from './helpers/http.js'
 import { privatePm2 } from './helpers/pm2.js'
+import { startRedis } from './helpers/redis.js'
 
 const EXAMPLE = fileURLToPath(new URL('../examples/attendance-dashboard/', import.meta.url))
 
@@ -26,56 +27,68 @@ async function onWorker (port: number, id: string, request: Parameters<typeof se
 
 const json = (name: string): Parameters<typeof send>[1]['headers'] => ({ 'content-type': 'application/json', 'content-length': Buffer.byteLength(name) })
 
-t.test('the example as `npm start` runs it: sessions, the check-in limit and live updates across workers; SIGTERM stops it cleanly', async (t) => {
-  const marker = randomUUID()
-  const dataDir = mkdtempSync(join(tmpdir(), 'fck-attendance-'))
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
-  const port = await freePort()
-  // `npm start` builds, then runs exactly this: the example, clustered, production profile.
-  const child = spawn(process.execPath, [join(EXAMPLE, 'dist/server.js')], {
-    env: { ...process.env, NODE_ENV: 'production', PORT: String(port), CLUSTER_MONITORING_PORT: String(await freePort()), DATA_DIR: dataDir, CHECKIN_RATE_LIMIT: '3', LOG_LEVEL: 'warn', FIXTURE_RUN: marker, REDIS_URL: '' },
-    stdio: ['ignore', 'pipe', 'pipe']
+for (const withRedis of [false, true]) {
+  t.test(`the example as \`npm start\` runs it${withRedis ? ', with REDIS_URL' : ''}: sessions, the check-in limit and live updates across workers; SIGTERM stops it cleanly`, async (t) => {
+    const marker = randomUUID()
+    const dataDir = mkdtempSync(join(tmpdir(), 'fck-attendance-'))
+    t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+    const port = await freePort()
+    // `npm start` builds, then runs exactly this: the example, clustered, production profile.
+    const child = spawn(process.execPath, [join(EXAMPLE, 'dist/server.js')], {
+      env: {
+        ...process.env,
+        NODE_ENV: 'production',
+        PORT: String(port),
+        CLUSTER_MONITORING_PORT: String(await freePort()),
+        DATA_DIR: dataDir,
+        CHECKIN_RATE_LIMIT: '3',
+        LOG_LEVEL: 'warn',
+        FIXTURE_RUN: marker,
+        REDIS_URL: withRedis ? (await startRedis(t)).url : ''
+      },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    const exited = once(child, 'exit')
+    t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+    for (let i = 0; i < 300 && !output.includes('Dashboard   http://'); i++) await sleep(50)
+    t.match(output, new RegExp(`Dashboard   http://127\\.0\\.0\\.1:${port}/`), 'it prints where to look')
+    t.match(output, withRedis ? /shared state in Redis/ : /shared state in the primary \(no Redis\)/)
+    const pids = pidsWithMarker(marker)
+    t.equal(pids.length, 3, 'a primary and one worker per core (2 here)')
+
+    const body = JSON.stringify({ name: 'Ada Lovelace' })
+    const signIn = await onWorker(port, '0', { method: 'POST', path: '/api/sign-in', headers: json(body), body })
+    t.equal(signIn.status, 200)
+    const cookie = String(signIn.headers['set-cookie']?.[0]).split(';')[0] as string
+    const me = await onWorker(port, '1', { path: '/api/me', headers: { cookie } })
+    t.same(JSON.parse(me.body), { person: 'Ada Lovelace', workerId: '1' }, 'signed in on worker 0, known on worker 1')
+
+    const socket: Socket = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], forceNew: true })
+    t.teardown(() => socket.close())
+    const hello = await new Promise<{ workerId: string }>((resolve) => socket.once('hello', resolve))
+    const received = new Promise<any>((resolve) => socket.once('attendance', resolve))
+    const checkIn = await onWorker(port, hello.workerId, { method: 'POST', path: '/api/check-in', headers: { cookie } }, true)
+    t.equal(checkIn.status, 200)
+    t.not(checkIn.headers['x-worker-id'], hello.workerId, 'checked in through the other worker')
+    const event = await received
+    t.match(event, { person: 'Ada Lovelace', action: 'in', workerId: checkIn.headers['x-worker-id'] }, 'the dashboard connected to one worker saw a check-in made on another')
+
+    const statuses = []
+    for (let i = 0; i < 5; i++) statuses.push((await send(port, { method: 'POST', path: '/api/check-out', headers: { cookie } })).status)
+    t.same(statuses, [200, 200, 200, 429, 429], 'the limit of 3 check-outs a minute per person holds across workers')
+    const today = JSON.parse((await send(port, { path: '/api/today' })).body)
+    t.match(today.people, [{ person: 'Ada Lovelace', status: 'out' }], `records are shared (${withRedis ? 'Redis' : 'SQLite, WAL'})`)
+    t.equal((await send(port, { method: 'POST', path: '/api/check-in' })).status, 401, 'no session, no check-in')
+
+    child.kill('SIGTERM')
+    const [code, signal] = await exited
+    t.same({ code, signal }, { code: 0, signal: null }, 'exit 0 on SIGTERM')
+    t.same(await waitGone(pids), [], 'no process left')
   })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const exited = once(child, 'exit')
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  for (let i = 0; i < 300 && !output.includes('Dashboard   http://'); i++) await sleep(50)
-  t.match(output, new RegExp(`Dashboard   http://127\\.0\\.0\\.1:${port}/`), 'it prints where to look')
-  t.match(output, /shared state in the primary \(no Redis\)/)
-  const pids = pidsWithMarker(marker)
-  t.equal(pids.length, 3, 'a primary and one worker per core (2 here)')
-
-  const body = JSON.stringify({ name: 'Ada Lovelace' })
-  const signIn = await onWorker(port, '0', { method: 'POST', path: '/api/sign-in', headers: json(body), body })
-  t.equal(signIn.status, 200)
-  const cookie = String(signIn.headers['set-cookie']?.[0]).split(';')[0] as string
-  const me = await onWorker(port, '1', { path: '/api/me', headers: { cookie } })
-  t.same(JSON.parse(me.body), { person: 'Ada Lovelace', workerId: '1' }, 'signed in on worker 0, known on worker 1')
-
-  const socket: Socket = io(`http://127.0.0.1:${port}`, { transports: ['websocket'], forceNew: true })
-  t.teardown(() => socket.close())
-  const hello = await new Promise<{ workerId: string }>((resolve) => socket.once('hello', resolve))
-  const received = new Promise<any>((resolve) => socket.once('attendance', resolve))
-  const checkIn = await onWorker(port, hello.workerId, { method: 'POST', path: '/api/check-in', headers: { cookie } }, true)
-  t.equal(checkIn.status, 200)
-  t.not(checkIn.headers['x-worker-id'], hello.workerId, 'checked in through the other worker')
-  const event = await received
-  t.match(event, { person: 'Ada Lovelace', action: 'in', workerId: checkIn.headers['x-worker-id'] }, 'the dashboard connected to one worker saw a check-in made on another')
-
-  const statuses = []
-  for (let i = 0; i < 5; i++) statuses.push((await send(port, { method: 'POST', path: '/api/check-out', headers: { cookie } })).status)
-  t.same(statuses, [200, 200, 200, 429, 429], 'the limit of 3 check-outs a minute per person holds across workers')
-  const today = JSON.parse((await send(port, { path: '/api/today' })).body)
-  t.match(today.people, [{ person: 'Ada Lovelace', status: 'out' }], 'records are shared (SQLite, WAL)')
-  t.equal((await send(port, { method: 'POST', path: '/api/check-in' })).status, 401, 'no session, no check-in')
-
-  child.kill('SIGTERM')
-  const [code, signal] = await exited
-  t.same({ code, signal }, { code: 0, signal: null }, 'exit 0 on SIGTERM')
-  t.same(await waitGone(pids), [], 'no process left')
-})
+}
 
 t.test('the PM2 ecosystem file: two NODE_APP_INSTANCE ids answer, pm2 reload under load drops no request', async (t) => {
   const port = await freePort()
