@@ -2,7 +2,7 @@
 // programmatically, interleaved rounds, medians, ratios, machine facts, RESULTS.md.
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import net from 'node:net'
 import os from 'node:os'
@@ -107,6 +107,29 @@ export async function freePort () {
   const { port } = server.address()
   await new Promise((resolve) => server.close(resolve))
   return port
+}
+
+/**
+ * CPU time (user + system, ms) of a process and all its descendants, from /proc: the server side
+ * of a measurement. On 2 cores autocannon can be the bottleneck (the server then idles part of
+ * the time), and req/s partly measures the client; CPU per request measures the server alone.
+ */
+export async function treeCpuMs (pid) {
+  const stats = []
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const fields = (await readFile(`/proc/${entry}/stat`, 'utf8')).split(') ')[1].split(' ')
+      stats.push({ pid: Number(entry), ppid: Number(fields[1]), ms: (Number(fields[11]) + Number(fields[12])) * 10 })
+    } catch {} // gone meanwhile
+  }
+  const tree = new Set([pid])
+  let grew = true
+  while (grew) {
+    grew = false
+    for (const stat of stats) if (!tree.has(stat.pid) && tree.has(stat.ppid)) { tree.add(stat.pid); grew = true }
+  }
+  return stats.filter((stat) => tree.has(stat.pid)).reduce((sum, stat) => sum + stat.ms, 0)
 }
 
 /** Resident memory of a process in bytes, from /proc. */

@@ -5,7 +5,7 @@
 // Options: --rounds N (default 6), --duration S per measurement (default 5), --warmup S (default 3).
 import { readdir } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { appendResults, factsLine, fmt, interleave, machineFacts, measure, median } from './lib.mjs'
+import { appendResults, factsLine, fmt, interleave, machineFacts, measure, median, treeCpuMs } from './lib.mjs'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -46,9 +46,12 @@ async function runThroughput (scenario, { rounds, duration, warmup }) {
     const runs = Object.fromEntries(names.map((variant) => [variant, []]))
     for (const order of interleave(names, rounds)) {
       for (const variant of order) {
+        const pid = servers[variant].daemonPid ?? servers[variant].child.pid
+        const cpuBefore = await treeCpuMs(pid)
         const run = await measure(servers[variant].port, { ...scenario.load, duration })
+        run.cpuPerRequest = (await treeCpuMs(pid) - cpuBefore) * 1000 / run.total
         runs[variant].push(run)
-        console.log(`  ${scenario.name} ${variant}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms, errors ${run.errors}, non-2xx ${run.non2xx}`)
+        console.log(`  ${scenario.name} ${variant}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms, server cpu ${fmt(run.cpuPerRequest, 1)} µs/request, errors ${run.errors}, non-2xx ${run.non2xx}`)
       }
     }
     return throughputTable(scenario, runs, { rounds, duration })
@@ -62,8 +65,8 @@ function throughputTable (scenario, runs, { rounds, duration }) {
   const lines = [
     `${scenario.description}. ${rounds} interleaved rounds of ${duration} s, medians.`,
     '',
-    `| variant | req/s (median) | min–max | p50 ms | p99 ms | errors | non-2xx | ratio of medians | median of per-round ratios vs ${scenario.baseline} |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
+    `| variant | req/s (median) | min–max | p50 ms | p99 ms | errors | non-2xx | ratio of medians | median of per-round ratios vs ${scenario.baseline} | server CPU µs/request (median) | CPU/request vs ${scenario.baseline} |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
   ]
   const verdicts = []
   const baseRuns = runs[scenario.baseline]
@@ -74,7 +77,8 @@ function throughputTable (scenario, runs, { rounds, duration }) {
     lines.push(`| ${variant} | ${fmt(median(rps))} | ${fmt(Math.min(...rps))}–${fmt(Math.max(...rps))} | ` +
       `${median(list.map((run) => run.p50))} | ${median(list.map((run) => run.p99))} | ` +
       `${list.reduce((sum, run) => sum + run.errors, 0)} | ${list.reduce((sum, run) => sum + run.non2xx, 0)} | ` +
-      `${fmt(median(rps) / base, 3)} | ${fmt(ratio, 3)} |`)
+      `${fmt(median(rps) / base, 3)} | ${fmt(ratio, 3)} | ${fmt(median(list.map((run) => run.cpuPerRequest)), 1)} | ` +
+      `${fmt(median(list.map((run, round) => run.cpuPerRequest / baseRuns[round].cpuPerRequest)), 3)} |`)
     if (variant !== scenario.baseline && scenario.goal && (scenario.goal.variant ?? variant) === variant) {
       verdicts.push(`${variant}: ${fmt(ratio, 3)} ${ratio >= scenario.goal.min ? 'meets' : 'MISSES'} the goal (${scenario.goal.text})`)
     }

@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { collectDefaultMetrics, Counter, Registry, type Metric } from 'prom-client'
 import type { Identity } from './identity.js'
 import type { ResolvedMetricsOptions } from './options.js'
@@ -6,6 +6,9 @@ import { isPrimaryMessage, sendToPrimary, type MetricJSON } from './protocol.js'
 
 /** The `route` label of requests no route matched: one label, whatever the URL. */
 const NOT_FOUND_ROUTE = 'not_found'
+
+const kStartedAt = Symbol('fastify-cluster-kit.startedAt')
+type Timed = FastifyRequest & { [kStartedAt]: number }
 
 /**
  * One worker's Prometheus metrics: the registry, the request-duration histogram, and the answer
@@ -30,15 +33,29 @@ export class WorkerMetrics {
   }
 
   /**
-   * An onResponse hook: observes the request under its route pattern, never its raw URL, unless
-   * the route says `config: { metrics: false }` (the health probes, the metrics route).
+   * Times requests from the plugin's onRequest hook (`start`) to onSend. Not onResponse: an
+   * onResponse hook makes Fastify add 'finish' and 'error' listeners to every response, which
+   * cost a logger-less app about 7% of a small route's throughput (measured); onSend does not.
+   * The time to write the body out is left out, which for all but huge bodies is noise.
    */
-  onResponse = (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+  install (fastify: FastifyInstance): void {
+    fastify.decorateRequest(kStartedAt as unknown as string, 0)
+    fastify.addHook('onSend', this.#onSend)
+  }
+
+  start (request: FastifyRequest): void {
+    (request as Timed)[kStartedAt] = performance.now()
+  }
+
+  /** Observes the request under its route pattern, never its raw URL, unless the route says `config: { metrics: false }`. */
+  #onSend = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void): void => {
     const { url, config } = request.routeOptions
     if (config.metrics !== false) {
-      this.#duration.observe(request.method, url ?? NOT_FOUND_ROUTE, reply.statusCode, reply.elapsedTime / 1000)
+      // 0: another plugin's onRequest hook answered before ours ran; counted, with no duration.
+      const startedAt = (request as Timed)[kStartedAt]
+      this.#duration.observe(request.method, url ?? NOT_FOUND_ROUTE, reply.statusCode, startedAt === 0 ? 0 : (performance.now() - startedAt) / 1000)
     }
-    done()
+    done(null, payload)
   }
 
   countStoreError (store: string): void {

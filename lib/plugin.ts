@@ -95,7 +95,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
 
   const reportsToPrimary = identity.manager === 'bootCluster'
   if (metrics !== undefined) {
-    fastify.addHook('onResponse', metrics.onResponse)
+    metrics.install(fastify)
     if (options.metrics !== false && options.metrics.endpoint !== false && !reportsToPrimary) {
       fastify.get(options.metrics.endpoint, { logLevel: 'warn', config: { metrics: false, rateLimit: false } }, async (_request, reply) => {
         reply.type(metrics.registry.contentType)
@@ -106,7 +106,8 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
 
   // Set through the reply, not on the raw response: a header set on the raw response beforehand
   // sends every one of Fastify's headers down Node's slow validating path (about 10% throughput).
-  fastify.addHook('onRequest', (_request, reply, done) => {
+  fastify.addHook('onRequest', (request, reply, done) => {
+    metrics?.start(request)
     for (let i = 0; i < headers.length; i++) reply.header(headers[i]![0], headers[i]![1])
     if (traffic.onRequest()) reply.header('connection', 'close')
     done()
