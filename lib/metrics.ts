@@ -34,9 +34,10 @@ export class WorkerMetrics {
 
   /**
    * Times requests from the plugin's onRequest hook (`start`) to onSend. Not onResponse: an
-   * onResponse hook makes Fastify add 'finish' and 'error' listeners to every response, which
-   * cost a logger-less app about 7% of a small route's throughput (measured); onSend does not.
-   * The time to write the body out is left out, which for all but huge bodies is noise.
+   * onResponse hook makes Fastify add 'finish' and 'error' listeners to every response, which a
+   * logger-less app otherwise skips (fastify/lib/route.js); onSend adds no listener. The time to
+   * write the body out is left out, which for all but huge bodies is noise. Hijacked replies are
+   * not counted.
    */
   install (fastify: FastifyInstance): void {
     fastify.decorateRequest(kStartedAt as unknown as string, 0)

@@ -75,7 +75,9 @@ async function registerOfficial (fastify: FastifyInstance, option: string, name:
   try {
     await fastify.register(require(name), settings)
   } catch (error) {
-    throw new FCK_INVALID_OPTION(option, JSON.stringify(settings, (key, value) => key === 'secret' ? '<hidden>' : value), `options ${name} accepts (${(error as Error).message})`)
+    // The secret stays out of the message, and so does the store (it holds a Redis client).
+    const shown = JSON.stringify(settings, (key, value) => key === 'secret' ? '<hidden>' : key === 'store' ? '<store>' : value)
+    throw new FCK_INVALID_OPTION(option, shown, `options ${name} accepts (${(error as Error).message})`)
   }
 }
 

@@ -135,4 +135,7 @@ t.test('one process: the memory backend; an app\'s own @fastify/redis client is 
   await send(own.port, { path: '/' })
   t.same(await (own.app as any).redis.keys('fck:rl:*'), ['fck:rl:127.0.0.1'], 'the count lives in the app\'s own Redis client')
   t.equal(JSON.parse((await send(own.port, { path: '/health/ready' })).body).checks.redis.status, 'ok', 'readiness pings Redis')
+  await t.rejects(listenApp(t, { redis: redis.url, session: { secret: 'short' } }),
+    { code: 'FCK_INVALID_OPTION', message: /Invalid option session: .*"store":"<store>".*the secret must have length 32 or greater/ },
+    'with the Redis store in the options, the error still names the secret problem')
 })
