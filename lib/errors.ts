@@ -83,3 +83,8 @@ export const FCK_STORE_UNAVAILABLE = createError<'FCK_STORE_UNAVAILABLE', [strin
   'The %s store is unavailable: %s',
   503
 )
+
+/** `error` as FCK_STORE_UNAVAILABLE for `store`, unless it already is one (a timeout of the primary's store). */
+export function storeUnavailable (store: string, error: Error): Error {
+  return (error as { code?: string }).code === 'FCK_STORE_UNAVAILABLE' ? error : new FCK_STORE_UNAVAILABLE(store, error.message)
+}

@@ -254,24 +254,29 @@ function resolveShared (options: ClusterPluginOptions, env: Env): ResolvedShared
 
 function resolveRedis (redis: RedisConfig | undefined, env: Env): RedisConfig | undefined {
   if (redis !== undefined) {
-    if (typeof redis === 'string') return checkRedisUrl(redis, () => { throw new FCK_INVALID_OPTION('redis', JSON.stringify(redis), 'a redis:// or rediss:// URL, or ioredis options') })
-    if (typeof redis !== 'object' || redis === null) throw new FCK_INVALID_OPTION('redis', String(redis), 'a redis:// or rediss:// URL, or ioredis options')
+    if (typeof redis === 'string' ? !isRedisUrl(redis) : typeof redis !== 'object' || redis === null) {
+      throw new FCK_INVALID_OPTION('redis', typeof redis === 'string' ? JSON.stringify(redis) : String(redis), 'a redis:// or rediss:// URL, or ioredis options')
+    }
     return redis
   }
   const url = env.REDIS_URL
-  if (url !== undefined && url !== '') return checkRedisUrl(url, () => { throw new FCK_INVALID_ENV('REDIS_URL', JSON.stringify(url), 'a redis:// or rediss:// URL') })
+  if (url !== undefined && url !== '') {
+    if (!isRedisUrl(url)) throw new FCK_INVALID_ENV('REDIS_URL', JSON.stringify(url), 'a redis:// or rediss:// URL')
+    return url
+  }
   if (env.REDIS_HOST !== undefined && env.REDIS_HOST !== '') {
     return { host: env.REDIS_HOST, port: readInteger(undefined, { option: 'REDIS_PORT', env: 'REDIS_PORT' }, env, 6379, 1, 'a port number from 1 to 65535', 65535) }
   }
   return undefined
 }
 
-function checkRedisUrl (url: string, fail: () => never): string {
+function isRedisUrl (url: string): boolean {
   try {
     const { protocol, hostname } = new URL(url)
-    if ((protocol === 'redis:' || protocol === 'rediss:') && hostname !== '') return url
-  } catch {}
-  return fail()
+    return (protocol === 'redis:' || protocol === 'rediss:') && hostname !== ''
+  } catch {
+    return false
+  }
 }
 
 /** @lukeed/ms's grammar, which @fastify/rate-limit parses `timeWindow` with. */

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
-import { FCK_INVALID_OPTION, FCK_STORE_UNAVAILABLE } from './errors.js'
+import { FCK_INVALID_OPTION, storeUnavailable } from './errors.js'
 import type { Checks } from './health.js'
 import type { Identity } from './identity.js'
 import type { RedisConfig, ResolvedSharedState } from './options.js'
@@ -134,7 +134,7 @@ function counterStore (backend: SharedStateBackend, incr: Incr, onError: (error:
         (result) => callback(null, result),
         (error: Error) => {
           onError(error)
-          callback(error instanceof FCK_STORE_UNAVAILABLE ? error : new FCK_STORE_UNAVAILABLE(`${backend} rate-limit`, error.message))
+          callback(storeUnavailable(`${backend} rate-limit`, error))
         })
     }
 

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { FCK_STORE_UNAVAILABLE } from '../errors.js'
+import { storeUnavailable } from '../errors.js'
 import type { PrimaryState } from './primary-state.js'
 
 type Callback<T = void> = (error?: Error | null, value?: T) => void
@@ -45,7 +45,7 @@ abstract class KeyValueSessionStore {
 
   #unavailable (error: Error): Error {
     this.#onError?.(error)
-    return (error as { code?: string }).code === 'FCK_STORE_UNAVAILABLE' ? error : new FCK_STORE_UNAVAILABLE(this.name, error.message)
+    return storeUnavailable(this.name, error)
   }
 }
 
