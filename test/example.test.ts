@@ -10,22 +10,13 @@ import autocannon from 'autocannon'
 import { io, type Socket } from 'socket.io-client'
 import t from 'tap'
 import { freePort, pidsWithMarker, waitGone } from './helpers/cluster.js'
-import { send, type Response } from './helpers/http.js'
+import { onWorker, send, sessionCookie, type Request } from './helpers/http.js'
 import { privatePm2 } from './helpers/pm2.js'
 import { startRedis } from './helpers/redis.js'
 
 const EXAMPLE = fileURLToPath(new URL('../examples/attendance-dashboard/', import.meta.url))
 
-/** Requests over fresh connections until worker `id` answers (or, with `not`, any other worker). */
-async function onWorker (port: number, id: string, request: Parameters<typeof send>[1], not = false): Promise<Response> {
-  for (let i = 0; i < 50; i++) {
-    const response = await send(port, request)
-    if ((response.headers['x-worker-id'] === id) !== not) return response
-  }
-  throw new Error(`no answer from ${not ? 'a worker other than' : 'worker'} ${id}`)
-}
-
-const json = (name: string): Parameters<typeof send>[1]['headers'] => ({ 'content-type': 'application/json', 'content-length': Buffer.byteLength(name) })
+const json = (name: string): Request['headers'] => ({ 'content-type': 'application/json', 'content-length': Buffer.byteLength(name) })
 
 for (const withRedis of [false, true]) {
   t.test(`the example as \`npm start\` runs it${withRedis ? ', with REDIS_URL' : ''}: sessions, the check-in limit and live updates across workers; SIGTERM stops it cleanly`, async (t) => {
@@ -62,7 +53,7 @@ for (const withRedis of [false, true]) {
     const body = JSON.stringify({ name: 'Ada Lovelace' })
     const signIn = await onWorker(port, '0', { method: 'POST', path: '/api/sign-in', headers: json(body), body })
     t.equal(signIn.status, 200)
-    const cookie = String(signIn.headers['set-cookie']?.[0]).split(';')[0] as string
+    const cookie = sessionCookie(signIn)
     const me = await onWorker(port, '1', { path: '/api/me', headers: { cookie } })
     t.same(JSON.parse(me.body), { person: 'Ada Lovelace', workerId: '1' }, 'signed in on worker 0, known on worker 1')
 

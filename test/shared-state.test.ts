@@ -1,8 +1,8 @@
 import fastifyRedis from '@fastify/redis'
 import t from 'tap'
 import { listenApp } from './helpers/app.js'
-import { startCluster, type ClusterFixture } from './helpers/cluster.js'
-import { send, type Response } from './helpers/http.js'
+import { startCluster } from './helpers/cluster.js'
+import { onWorker, send, sessionCookie, type Response } from './helpers/http.js'
 import { startRedis } from './helpers/redis.js'
 
 const SECRET = 'a-session-secret-of-at-least-32-characters'
@@ -18,15 +18,6 @@ async function burst (port: number, count: number, path = '/'): Promise<Response
     responses.push(...await Promise.all(Array.from({ length: Math.min(10, count - i) }, async () => await send(port, { path }))))
   }
   return responses
-}
-
-/** Sends until a response comes from worker `id` (fresh connections, round-robin). */
-async function onWorker (cluster: ClusterFixture, id: string, request: Parameters<typeof send>[1]): Promise<Response> {
-  for (let i = 0; i < 50; i++) {
-    const response = await send(cluster.port, request)
-    if (response.headers['x-worker-id'] === id) return response
-  }
-  throw new Error(`worker ${id} never answered`)
 }
 
 for (const backend of ['redis', 'primary'] as const) {
@@ -49,17 +40,17 @@ for (const backend of ['redis', 'primary'] as const) {
   t.test(`${backend} backend: a session set on worker 0 is read on worker 1; destroy and expiry work`, async (t) => {
     const env = backend === 'redis' ? { REDIS_URL: (await startRedis(t)).url } : {}
     const cluster = await startCluster(t, pluginEnv({ session: { secret: SECRET, cookie: { secure: false, maxAge: 2000 }, saveUninitialized: false } }, env))
-    const set = await onWorker(cluster, '0', { method: 'POST', path: '/session?value=hello' })
-    const cookie = String(set.headers['set-cookie']?.[0]).split(';')[0] as string
+    const set = await onWorker(cluster.port, '0', { method: 'POST', path: '/session?value=hello' })
+    const cookie = sessionCookie(set)
     t.match(cookie, /^sessionId=/)
-    const read = await onWorker(cluster, '1', { path: '/session', headers: { cookie } })
+    const read = await onWorker(cluster.port, '1', { path: '/session', headers: { cookie } })
     t.same(JSON.parse(read.body), { id: '1', value: 'hello' }, 'worker 1 reads what worker 0 stored')
-    await onWorker(cluster, '1', { method: 'DELETE', path: '/session', headers: { cookie } })
-    t.same(JSON.parse((await onWorker(cluster, '0', { path: '/session', headers: { cookie } })).body).value, null, 'destroyed everywhere')
+    await onWorker(cluster.port, '1', { method: 'DELETE', path: '/session', headers: { cookie } })
+    t.same(JSON.parse((await onWorker(cluster.port, '0', { path: '/session', headers: { cookie } })).body).value, null, 'destroyed everywhere')
 
-    const again = await onWorker(cluster, '1', { method: 'POST', path: '/session?value=brief' })
-    const brief = String(again.headers['set-cookie']?.[0]).split(';')[0] as string
-    t.equal(JSON.parse((await onWorker(cluster, '0', { path: '/session', headers: { cookie: brief } })).body).value, 'brief')
+    const again = await onWorker(cluster.port, '1', { method: 'POST', path: '/session?value=brief' })
+    const brief = sessionCookie(again)
+    t.equal(JSON.parse((await onWorker(cluster.port, '0', { path: '/session', headers: { cookie: brief } })).body).value, 'brief')
     await new Promise((resolve) => setTimeout(resolve, 2500))
     t.equal(JSON.parse((await send(cluster.port, { path: '/session', headers: { cookie: brief } })).body).value, null, 'expired with its maxAge')
   })
@@ -84,7 +75,7 @@ for (const onStoreError of ['fail-open', 'fail-closed'] as const) {
       session: { secret: SECRET, cookie: { secure: false }, saveUninitialized: false }
     }, { REDIS_URL: redis.url }))
     const set = await send(cluster.port, { method: 'POST', path: '/session?value=kept' })
-    const cookie = String(set.headers['set-cookie']?.[0]).split(';')[0] as string
+    const cookie = sessionCookie(set)
 
     await redis.kill()
     const during: Array<{ status: number, ms: number, path: string }> = []
@@ -115,7 +106,7 @@ for (const onStoreError of ['fail-open', 'fail-closed'] as const) {
     t.equal(limitedAgain.status, 200)
     t.equal(limitedAgain.headers['x-ratelimit-remaining'], '9999', 'counting again in the new Redis')
     const again = await send(cluster.port, { method: 'POST', path: '/session?value=back' })
-    const fresh = String(again.headers['set-cookie']?.[0]).split(';')[0] as string
+    const fresh = sessionCookie(again)
     t.equal(JSON.parse((await send(cluster.port, { path: '/session', headers: { cookie: fresh } })).body).value, 'back', 'sessions work again')
   })
 }

@@ -29,6 +29,25 @@ export async function send (
   })
 }
 
+export type Request = Parameters<typeof send>[1]
+
+/**
+ * Sends `request` over fresh connections (so round-robin moves on) until worker `id` answers it,
+ * or, with `not`, until any other worker does; each attempt is a real request to the app.
+ */
+export async function onWorker (port: number, id: string, request: Request, not = false): Promise<Response> {
+  for (let i = 0; i < 50; i++) {
+    const response = await send(port, request)
+    if ((response.headers['x-worker-id'] === id) !== not) return response
+  }
+  throw new Error(`no answer from ${not ? 'a worker other than' : 'worker'} ${id}`)
+}
+
+/** `name=value` of the first cookie a response sets, ready for a `cookie` request header. */
+export function sessionCookie (response: Response): string {
+  return String(response.headers['set-cookie']?.[0]).split(';')[0] as string
+}
+
 export interface LoadResult {
   sent: number
   ok: number
