@@ -1,5 +1,5 @@
 // `npm run bench` runs every scenario; `npm run bench -- overhead` one. Each scenario's variants
-// run as separate server processes, measured in interleaved rounds (ABBA) after a warm-up; the
+// run as separate server processes, a fresh one per measurement, in interleaved rounds (ABBA) after a warm-up; the
 // table gives medians and the ratio against the baseline measured in the same run, and is
 // appended to benchmarks/RESULTS.md with the machine's facts.
 // Options: --rounds N (default 6), --duration S per measurement (default 5), --warmup S (default 3).
@@ -36,28 +36,33 @@ for (const name of chosen) {
   if (!values['no-write']) await appendResults(`### ${scenario.name} — ${factsLine(facts)}\n\n${markdown}`)
 }
 
-/** The default shape of a scenario: throughput of each variant, interleaved, vs the baseline. */
+/**
+ * The default shape of a scenario: throughput of each variant, interleaved, vs the baseline. Each
+ * measurement gets a fresh server process and its own warm-up: the same server code can settle
+ * into a faster or slower JIT state per process (seen here: a plugin server at either ~79k or
+ * ~115k instructions per request, under valgrind), so one process per variant for a whole run
+ * would make every round repeat one draw.
+ */
 async function runThroughput (scenario, { rounds, duration, warmup }) {
   const names = Object.keys(scenario.variants)
-  const servers = {}
-  try {
-    for (const variant of names) servers[variant] = await scenario.variants[variant]()
-    for (const variant of names) await measure(servers[variant].port, { ...scenario.load, duration: warmup })
-    const runs = Object.fromEntries(names.map((variant) => [variant, []]))
-    for (const order of interleave(names, rounds)) {
-      for (const variant of order) {
-        const pid = servers[variant].daemonPid ?? servers[variant].child.pid
+  const runs = Object.fromEntries(names.map((variant) => [variant, []]))
+  for (const order of interleave(names, rounds)) {
+    for (const variant of order) {
+      const server = await scenario.variants[variant]()
+      try {
+        await measure(server.port, { ...scenario.load, duration: warmup })
+        const pid = server.daemonPid ?? server.child.pid
         const cpuBefore = await treeCpuMs(pid)
-        const run = await measure(servers[variant].port, { ...scenario.load, duration })
+        const run = await measure(server.port, { ...scenario.load, duration })
         run.cpuPerRequest = (await treeCpuMs(pid) - cpuBefore) * 1000 / run.total
         runs[variant].push(run)
         console.log(`  ${scenario.name} ${variant}: ${fmt(run.rps)} req/s, p99 ${run.p99} ms, server cpu ${fmt(run.cpuPerRequest, 1)} µs/request, errors ${run.errors}, non-2xx ${run.non2xx}`)
+      } finally {
+        await server.stop()
       }
     }
-    return throughputTable(scenario, runs, { rounds, duration })
-  } finally {
-    for (const server of Object.values(servers)) await server.stop()
   }
+  return throughputTable(scenario, runs, { rounds, duration })
 }
 
 function throughputTable (scenario, runs, { rounds, duration }) {

@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingMessage } from 'node:http'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { collectDefaultMetrics, Counter, Registry, type Metric } from 'prom-client'
 import type { Identity } from './identity.js'
 import type { ResolvedMetricsOptions } from './options.js'
@@ -7,8 +8,8 @@ import { isPrimaryMessage, sendToPrimary, type MetricJSON } from './protocol.js'
 /** The `route` label of requests no route matched: one label, whatever the URL. */
 const NOT_FOUND_ROUTE = 'not_found'
 
-const kStartedAt = Symbol('fastify-cluster-kit.startedAt')
-type Timed = FastifyRequest & { [kStartedAt]: number }
+const kArrivedAt = Symbol('fastify-cluster-kit.arrivedAt')
+type Stamped = IncomingMessage & { [kArrivedAt]?: number }
 
 /**
  * One worker's Prometheus metrics: the registry, the request-duration histogram, and the answer
@@ -32,31 +33,24 @@ export class WorkerMetrics {
     })
   }
 
+  /** Stamps a request's arrival (from the server's 'request' event, before Fastify sees it). */
+  start (request: IncomingMessage): void {
+    (request as Stamped)[kArrivedAt] = performance.now()
+  }
+
   /**
-   * Times requests from the plugin's onRequest hook (`start`) to onSend. Not onResponse: an
-   * onResponse hook makes Fastify add 'finish' and 'error' listeners to every response, which a
-   * logger-less app otherwise skips (fastify/lib/route.js); onSend adds no listener. The time to
-   * write the body out is left out, which for all but huge bodies is noise. Hijacked replies are
-   * not counted.
+   * Observes a request from arrival to the plugin's onSend hook, under its route pattern, never
+   * its raw URL, unless the route says `config: { metrics: false }`. Not onResponse: an onResponse
+   * hook makes Fastify add 'finish' and 'error' listeners to every response, which a logger-less
+   * app otherwise skips (fastify/lib/route.js). The time to write the body out is left out, which
+   * for all but huge bodies is noise. Hijacked replies are not counted.
    */
-  install (fastify: FastifyInstance): void {
-    fastify.decorateRequest(kStartedAt as unknown as string, 0)
-    fastify.addHook('onSend', this.#onSend)
-  }
-
-  start (request: FastifyRequest): void {
-    (request as Timed)[kStartedAt] = performance.now()
-  }
-
-  /** Observes the request under its route pattern, never its raw URL, unless the route says `config: { metrics: false }`. */
-  #onSend = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void): void => {
+  observe (request: FastifyRequest, reply: FastifyReply): void {
     const { url, config } = request.routeOptions
-    if (config.metrics !== false) {
-      // 0: another plugin's onRequest hook answered before ours ran; counted, with no duration.
-      const startedAt = (request as Timed)[kStartedAt]
-      this.#duration.observe(request.method, url ?? NOT_FOUND_ROUTE, reply.statusCode, startedAt === 0 ? 0 : (performance.now() - startedAt) / 1000)
-    }
-    done(null, payload)
+    if (config.metrics === false) return
+    // Undefined when the server did not emit 'request' (a serverFactory routing by hand): counted, with no duration.
+    const arrivedAt = (request.raw as Stamped)[kArrivedAt]
+    this.#duration.observe(url ?? NOT_FOUND_ROUTE, request.method, reply.statusCode, arrivedAt === undefined ? 0 : (performance.now() - arrivedAt) / 1000)
   }
 
   countStoreError (store: string): void {
@@ -96,23 +90,27 @@ interface DurationSeries {
  * `http_request_duration_seconds`, a histogram prom-client's registry serves like its own (it
  * asks any registered metric for `get()`). It replaces prom-client's Histogram on the hot path:
  * that one validates and hashes the label object on every observation (about 0.4 µs, a few
- * percent of a small route's throughput); here a request costs one string key and a Map lookup.
+ * percent of a small route's throughput); here a request costs three Map lookups.
  */
 class RequestDurations {
   readonly name = 'http_request_duration_seconds'
   readonly help = 'Duration of HTTP requests in seconds, by route pattern'
   readonly type = 'histogram'
   readonly aggregator = 'sum'
-  readonly #series = new Map<string, DurationSeries>()
+  /** route → method → status code → series: lookups on strings whose hashes V8 has cached and a small integer. */
+  readonly #routes = new Map<string, Map<string, Map<number, DurationSeries>>>()
 
   constructor (private readonly bounds: readonly number[]) {}
 
-  observe (method: string, route: string, statusCode: number, seconds: number): void {
-    const key = `${method} ${statusCode} ${route}`
-    let series = this.#series.get(key)
+  observe (route: string, method: string, statusCode: number, seconds: number): void {
+    let methods = this.#routes.get(route)
+    if (methods === undefined) this.#routes.set(route, methods = new Map())
+    let statuses = methods.get(method)
+    if (statuses === undefined) methods.set(method, statuses = new Map())
+    let series = statuses.get(statusCode)
     if (series === undefined) {
       series = { labels: { method, route, status_code: statusCode }, counts: new Array(this.bounds.length + 1).fill(0), sum: 0, count: 0 }
-      this.#series.set(key, series)
+      statuses.set(statusCode, series)
     }
     let bucket = 0
     while (bucket < this.bounds.length && seconds > (this.bounds[bucket] as number)) bucket++
@@ -121,10 +119,14 @@ class RequestDurations {
     series.count++
   }
 
+  * #allSeries (): Generator<DurationSeries> {
+    for (const methods of this.#routes.values()) for (const statuses of methods.values()) yield * statuses.values()
+  }
+
   /** What prom-client's Histogram#get() gives: cumulative buckets, then sum and count, per label set. */
   get (): MetricJSON {
     const values: MetricJSON['values'] = []
-    for (const { labels, counts, sum, count } of this.#series.values()) {
+    for (const { labels, counts, sum, count } of this.#allSeries()) {
       let cumulative = 0
       for (let i = 0; i < counts.length; i++) {
         cumulative += counts[i] as number
@@ -136,6 +138,6 @@ class RequestDurations {
   }
 
   reset (): void {
-    this.#series.clear()
+    this.#routes.clear()
   }
 }

@@ -40,10 +40,13 @@ export class Traffic implements RequestCounters {
     return this.#pending().length
   }
 
-  /** Counts a request; during a drain, returns true: its response must carry `Connection: close`. */
-  onRequest (): boolean {
+  /**
+   * Counts a request (call it from the server's 'request' event); during a drain its response,
+   * whoever writes it (Fastify, a hijacked reply), carries `Connection: close`.
+   */
+  onRequest (response: ServerResponse): void {
     this.total++
-    return this.#draining
+    if (this.#draining) response.setHeader('connection', 'close')
   }
 
   #onConnection = (socket: TrackedSocket): void => {

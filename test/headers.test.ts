@@ -21,6 +21,18 @@ t.test('a body that fails to parse still carries the headers', async (t) => {
   t.equal(response.headers.get('x-worker-id'), 'single')
 })
 
+t.test('a reply sent by an onRequest hook registered before the plugin still carries the headers', async (t) => {
+  const { port } = await listenApp(t, {}, undefined, {}, async (app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.url === '/denied') await reply.code(401).send({ error: 'no' })
+    })
+  })
+  const response = await get(port, '/denied')
+  t.equal(response.status, 401)
+  t.equal(response.headers['x-worker-id'], 'single')
+  t.equal(response.headers['x-worker-pid'], String(process.pid))
+})
+
 t.test('header names are configurable and each can be turned off', async (t) => {
   const { port } = await listenApp(t, { workerIdHeader: 'X-Instance', workerPidHeader: false })
   for (const path of ['/', '/missing', '/boom']) {
