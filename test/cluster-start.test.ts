@@ -2,6 +2,7 @@ import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { startCluster, waitGone } from './helpers/cluster.js'
+import { waitForOutput } from './helpers/fixture.js'
 import { get } from './helpers/http.js'
 
 t.test('N workers with distinct ids and pids answer over fresh connections', async (t) => {
@@ -73,7 +74,7 @@ t.test('kill -9 of one worker under load: same slot id comes back, the other wor
 t.test('the periodic Cluster Health Report in the log', async (t) => {
   const cluster = await startCluster(t, { LOG_LEVEL: 'info' }, { healthReportInterval: 200 })
   const { workers } = await cluster.call('stats')
-  while (!cluster.output().includes('Cluster Health Report')) await sleep(50)
+  await waitForOutput(cluster.output, 'Cluster Health Report')
   const line = cluster.output().split('\n').find((text) => text.includes('Cluster Health Report'))!
   const { msg, report } = JSON.parse(line)
   t.match(msg, new RegExp(`^Cluster Health Report: primary pid ${cluster.child.pid}, uptime [\\d.]+s, workers 2/2 alive, primary rss \\d+ MB`))
@@ -87,8 +88,7 @@ t.test('fewer than half the workers alive: the report warns', async (t) => {
   const cluster = await startCluster(t, { LOG_LEVEL: 'warn' }, { healthReportInterval: 200, maxRestarts: 0 })
   const { workers } = await cluster.call('stats')
   for (const worker of workers) process.kill(worker.pid, 'SIGKILL') // early crashes with maxRestarts 0: both slots give up
-  const deadline = Date.now() + 10_000
-  while (!cluster.output().includes('only 0 of 2 workers alive') && Date.now() < deadline) await sleep(50)
+  await waitForOutput(cluster.output, 'only 0 of 2 workers alive', 10_000)
   const line = cluster.output().split('\n').find((text) => text.includes('"msg":"only 0 of 2 workers alive"'))
   t.ok(line !== undefined, 'a warning line names how many are alive')
   t.equal(JSON.parse(line ?? '{}').level, 40, 'at warn level')

@@ -1,14 +1,10 @@
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { startFixture } from './helpers/fixture.js'
+import { startFixture, waitForOutput } from './helpers/fixture.js'
 import { get, keepAliveLoad } from './helpers/http.js'
 
 const options = (extra: Record<string, unknown>): NodeJS.ProcessEnv => ({ FIXTURE_PLUGIN_OPTIONS: JSON.stringify(extra) })
-
-async function waitFor (output: () => string, text: string): Promise<void> {
-  while (!output().includes(text)) await sleep(20)
-}
 
 t.test('SIGTERM under keep-alive load: every request answered 2xx, slow request completes, exit 0', async (t) => {
   const fixture = await startFixture(t, 'server.mjs', {
@@ -47,7 +43,7 @@ t.test('SIGTERM under keep-alive load: every request answered 2xx, slow request 
 t.test('a request still running at gracefulTimeout: exit 1 and the log names it', async (t) => {
   const fixture = await startFixture(t, 'server.mjs', { env: options({ gracefulTimeout: 1000 }) })
   const slow = get(fixture.port, '/slow?ms=5000').catch((error: Error) => error)
-  await waitFor(fixture.output, '/slow?ms=5000')
+  await waitForOutput(fixture.output, '/slow?ms=5000')
   fixture.child.kill('SIGTERM')
   const exit = await fixture.exited
   t.same(exit, { code: 1, signal: null }, 'exit code 1')
@@ -58,9 +54,9 @@ t.test('a request still running at gracefulTimeout: exit 1 and the log names it'
 t.test('a second signal forces exit 1 at once', async (t) => {
   const fixture = await startFixture(t, 'server.mjs', { env: options({}) })
   const slow = get(fixture.port, '/slow?ms=10000').catch((error: Error) => error)
-  await waitFor(fixture.output, '/slow?ms=10000')
+  await waitForOutput(fixture.output, '/slow?ms=10000')
   fixture.child.kill('SIGINT')
-  await waitFor(fixture.output, 'graceful shutdown: draining')
+  await waitForOutput(fixture.output, 'graceful shutdown: draining')
   fixture.child.kill('SIGINT')
   t.same(await fixture.exited, { code: 1, signal: null })
   t.match(fixture.output(), /second SIGINT during graceful shutdown: forcing exit/)
@@ -74,7 +70,7 @@ for (const [name, message] of [
   t.test(`${name} drains, runs onClose hooks and exits 0`, async (t) => {
     const fixture = await startFixture(t, 'server.mjs', { env: { ...options({}), FIXTURE_ON_CLOSE_LOG: '1' } })
     const slow = get(fixture.port, '/slow?ms=500')
-    await waitFor(fixture.output, '/slow?ms=500')
+    await waitForOutput(fixture.output, '/slow?ms=500')
     fixture.child.send(message)
     t.equal((await slow).status, 200, 'in-flight request completed')
     t.same(await fixture.exited, { code: 0, signal: null })

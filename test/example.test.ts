@@ -10,6 +10,7 @@ import autocannon from 'autocannon'
 import { io, type Socket } from 'socket.io-client'
 import t from 'tap'
 import { freePort, pidsWithMarker, waitGone } from './helpers/cluster.js'
+import { waitForOutput } from './helpers/fixture.js'
 import { onWorker, send, sessionCookie, type Request } from './helpers/http.js'
 import { privatePm2 } from './helpers/pm2.js'
 import { startRedis } from './helpers/redis.js'
@@ -44,7 +45,7 @@ for (const withRedis of [false, true]) {
     child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
     const exited = once(child, 'exit')
     t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-    for (let i = 0; i < 300 && !output.includes('Dashboard   http://'); i++) await sleep(50)
+    await waitForOutput(() => output, 'Dashboard   http://')
     t.match(output, new RegExp(`Dashboard   http://127\\.0\\.0\\.1:${port}/`), 'it prints where to look')
     t.match(output, withRedis ? /shared state in Redis/ : /shared state in the primary \(no Redis\)/)
     const pids = pidsWithMarker(marker)

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 
@@ -19,6 +20,15 @@ export interface Fixture {
   output: () => string
   /** Resolves when the process has exited. */
   exited: Promise<Exit>
+}
+
+/** Resolves once `output()` includes `text` (a log line, say); throws naming the text after `ms`. */
+export async function waitForOutput (output: () => string, text: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!output().includes(text)) {
+    if (Date.now() > deadline) throw new Error(`no ${JSON.stringify(text)} in the output within ${ms} ms`)
+    await sleep(20)
+  }
 }
 
 /** Spawns a fixture script with `env` over this process's environment, collecting what it prints. */
