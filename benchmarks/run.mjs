@@ -1,7 +1,7 @@
 // `npm run bench` runs every scenario; `npm run bench -- overhead` one. Each scenario's variants
-// run as separate server processes, a fresh one per measurement, in interleaved rounds (ABBA) after a warm-up; the
-// table gives medians and the ratio against the baseline measured in the same run, and is
-// appended to benchmarks/RESULTS.md with the machine's facts.
+// run as separate server processes, a fresh one per measurement, in interleaved rounds (ABBA)
+// after a warm-up; the table gives medians and the ratio against the baseline measured in the
+// same run, and is appended to benchmarks/RESULTS.md with the machine's facts.
 // Options: --rounds N (default 6), --duration S per measurement (default 5), --warmup S (default 3).
 import { readdir } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
@@ -39,8 +39,8 @@ for (const name of chosen) {
 /**
  * The default shape of a scenario: throughput of each variant, interleaved, vs the baseline. Each
  * measurement gets a fresh server process and its own warm-up: the same server code can settle
- * into a faster or slower JIT state per process (seen here: a plugin server at either ~79k or
- * ~115k instructions per request, under valgrind), so one process per variant for a whole run
+ * into a faster or slower JIT state per process (seen here: a plugin server at either ~77k or
+ * ~116k instructions per request, under valgrind), so one process per variant for a whole run
  * would make every round repeat one draw.
  */
 async function runThroughput (scenario, { rounds, duration, warmup }) {
