@@ -190,6 +190,13 @@ async function startPrometheus (t: Test, target: number): Promise<number> {
     `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
     `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'
   ], { stdio: 'ignore' })
+  // A missing binary emits 'error' and never 'exit': fail the test here, where its teardowns
+  // (the cluster's) still run, not in an uncaught exception that skips them.
+  const failed = await new Promise<Error | undefined>((resolve) => { child.once('spawn', () => resolve(undefined)); child.once('error', resolve) })
+  if (failed !== undefined) {
+    rmSync(dir, { recursive: true, force: true })
+    throw new Error(`prometheus did not start (${failed.message}); .ci/run installs the Debian package prometheus`)
+  }
   const exited = new Promise((resolve) => child.once('exit', resolve))
   t.teardown(async () => {
     child.kill('SIGTERM')
