@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyRequest, RouteOptions } from 'fastify'
+import FindMyWay from 'find-my-way'
 import { collectDefaultMetrics, Counter, Registry, type Metric } from 'prom-client'
 import type { Identity } from './identity.js'
 import type { ResolvedMetricsOptions } from './options.js'
@@ -9,7 +10,11 @@ import { isPrimaryMessage, sendToPrimary, type MetricJSON } from './protocol.js'
 const NOT_FOUND_ROUTE = 'not_found'
 
 const kArrivedAt = Symbol('fastify-cluster-kit.arrivedAt')
-type Stamped = IncomingMessage & { [kArrivedAt]?: number }
+const kRoute = Symbol('fastify-cluster-kit.route')
+/** A request's arrival and, once its handler ran, its route's series (false: not observed). */
+type Stamped = IncomingMessage & { [kArrivedAt]?: number, [kRoute]?: RouteDurations | false }
+
+const noop = (): void => {}
 
 /**
  * One worker's Prometheus metrics: the registry, the request-duration histogram, and the answer
@@ -19,6 +24,7 @@ export class WorkerMetrics {
   readonly registry: Registry
   readonly #duration: RequestDurations
   readonly #storeErrors: Counter<'store'>
+  readonly #routes = FindMyWay({ ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, caseSensitive: false, allowUnsafeRegex: true, maxParamLength: Number.MAX_SAFE_INTEGER })
 
   constructor (options: ResolvedMetricsOptions, private readonly identity: Identity) {
     this.registry = options.registry ?? new Registry()
@@ -33,24 +39,60 @@ export class WorkerMetrics {
     })
   }
 
+  /**
+   * Call from an onRoute hook: the route's handler stamps its request with the route's series
+   * (no per-request hook, no `request.routeOptions` getter), and the route is added to a router
+   * of our own that places the replies sent before a handler ran (a hook's 401, a 429, a 400 for
+   * a body that does not parse). Routes registered before the plugin are not seen: see stampRoute().
+   */
+  watchRoute (route: RouteOptions): void {
+    const series = this.#seriesOf(route.url, route.config)
+    for (const method of [route.method].flat()) {
+      // Duplicates (the permissive router below merges what Fastify keeps apart) keep the first.
+      try { this.#routes.on(method.toUpperCase() as FindMyWay.HTTPMethod, route.url, noop, { series }) } catch {}
+    }
+    const handler = route.handler
+    route.handler = function (request, reply) {
+      (request.raw as Stamped)[kRoute] = series
+      return handler.call(this, request, reply)
+    }
+  }
+
+  /** For routes registered before the plugin: stamps a request from an onSend hook, unless its handler did. */
+  stampRoute (request: FastifyRequest): void {
+    const raw = request.raw as Stamped
+    if (raw[kRoute] === undefined) raw[kRoute] = this.#seriesOf(request.routeOptions.url, request.routeOptions.config)
+  }
+
+  #seriesOf (url: string | undefined, config: { metrics?: boolean } | undefined): RouteDurations | false {
+    return config?.metrics === false ? false : this.#duration.forRoute(url ?? NOT_FOUND_ROUTE)
+  }
+
   /** Stamps a request's arrival (from the server's 'request' event, before Fastify sees it). */
   start (request: IncomingMessage): void {
     (request as Stamped)[kArrivedAt] = performance.now()
   }
 
   /**
-   * Observes a request from arrival to the plugin's onSend hook, under its route pattern, never
-   * its raw URL, unless the route says `config: { metrics: false }`. Not onResponse: an onResponse
-   * hook makes Fastify add 'finish' and 'error' listeners to every response, which a logger-less
-   * app otherwise skips (fastify/lib/route.js). The time to write the body out is left out, which
-   * for all but huge bodies is noise. Hijacked replies are not counted.
+   * Observes a request from arrival to its response head, under its route pattern, never its raw
+   * URL, unless the route says `config: { metrics: false }`. Hijacked replies are observed too.
    */
-  observe (request: FastifyRequest, reply: FastifyReply): void {
-    const { url, config } = request.routeOptions
-    if (config.metrics === false) return
-    // Undefined when the server did not emit 'request' (a serverFactory routing by hand): counted, with no duration.
-    const arrivedAt = (request.raw as Stamped)[kArrivedAt]
-    this.#duration.observe(url ?? NOT_FOUND_ROUTE, request.method, reply.statusCode, arrivedAt === undefined ? 0 : (performance.now() - arrivedAt) / 1000)
+  observe (request: IncomingMessage, statusCode: number): void {
+    const stamped = request as Stamped
+    const series = stamped[kRoute] ?? this.#placeUnhandled(request, statusCode)
+    if (series === false) return
+    // Stamped by start(), from the listener that wrapped this response's writeHead.
+    series.observe(request.method ?? '', statusCode, (performance.now() - (stamped[kArrivedAt] as number)) / 1000)
+  }
+
+  /**
+   * A response whose handler never ran: a 404 from the not-found handler, or a reply sent before
+   * the handler. Looked up here, off the hot path; permissive (trailing and double slashes, case)
+   * because Fastify already decided this request matched, or did not.
+   */
+  #placeUnhandled (request: IncomingMessage, statusCode: number): RouteDurations | false {
+    const found = statusCode === 404 ? null : this.#routes.find(request.method as FindMyWay.HTTPMethod, request.url ?? '/')
+    return (found?.store as { series: RouteDurations | false } | undefined)?.series ?? this.#duration.forRoute(NOT_FOUND_ROUTE)
   }
 
   countStoreError (store: string): void {
@@ -90,37 +132,26 @@ interface DurationSeries {
  * `http_request_duration_seconds`, a histogram prom-client's registry serves like its own (it
  * asks any registered metric for `get()`). It replaces prom-client's Histogram on the hot path:
  * that one validates and hashes the label object on every observation (about 0.4 µs, a few
- * percent of a small route's throughput); here a request costs three Map lookups.
+ * percent of a small route's throughput); here a request costs two Map lookups in its route's
+ * series, which its handler hands over (see WorkerMetrics#watchRoute).
  */
 class RequestDurations {
   readonly name = 'http_request_duration_seconds'
   readonly help = 'Duration of HTTP requests in seconds, by route pattern'
   readonly type = 'histogram'
   readonly aggregator = 'sum'
-  /** route → method → status code → series: lookups on strings whose hashes V8 has cached and a small integer. */
-  readonly #routes = new Map<string, Map<string, Map<number, DurationSeries>>>()
+  readonly #routes = new Map<string, RouteDurations>()
 
   constructor (private readonly bounds: readonly number[]) {}
 
-  observe (route: string, method: string, statusCode: number, seconds: number): void {
-    let methods = this.#routes.get(route)
-    if (methods === undefined) this.#routes.set(route, methods = new Map())
-    let statuses = methods.get(method)
-    if (statuses === undefined) methods.set(method, statuses = new Map())
-    let series = statuses.get(statusCode)
-    if (series === undefined) {
-      series = { labels: { method, route, status_code: statusCode }, counts: new Array(this.bounds.length + 1).fill(0), sum: 0, count: 0 }
-      statuses.set(statusCode, series)
-    }
-    let bucket = 0
-    while (bucket < this.bounds.length && seconds > (this.bounds[bucket] as number)) bucket++
-    series.counts[bucket] = (series.counts[bucket] as number) + 1
-    series.sum += seconds
-    series.count++
+  forRoute (route: string): RouteDurations {
+    let durations = this.#routes.get(route)
+    if (durations === undefined) this.#routes.set(route, durations = new RouteDurations(route, this.bounds))
+    return durations
   }
 
   * #allSeries (): Generator<DurationSeries> {
-    for (const methods of this.#routes.values()) for (const statuses of methods.values()) yield * statuses.values()
+    for (const route of this.#routes.values()) yield * route.allSeries()
   }
 
   /** What prom-client's Histogram#get() gives: cumulative buckets, then sum and count, per label set. */
@@ -137,7 +168,38 @@ class RequestDurations {
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
 
+  /** Keeps each route's object: its handler holds it. */
   reset (): void {
-    this.#routes.clear()
+    for (const route of this.#routes.values()) route.reset()
+  }
+}
+
+/** One route's series: method → status code → series, lookups on a cached string hash and a small integer. */
+class RouteDurations {
+  readonly #methods = new Map<string, Map<number, DurationSeries>>()
+
+  constructor (private readonly route: string, private readonly bounds: readonly number[]) {}
+
+  observe (method: string, statusCode: number, seconds: number): void {
+    let statuses = this.#methods.get(method)
+    if (statuses === undefined) this.#methods.set(method, statuses = new Map())
+    let series = statuses.get(statusCode)
+    if (series === undefined) {
+      series = { labels: { method, route: this.route, status_code: statusCode }, counts: new Array(this.bounds.length + 1).fill(0), sum: 0, count: 0 }
+      statuses.set(statusCode, series)
+    }
+    let bucket = 0
+    while (bucket < this.bounds.length && seconds > (this.bounds[bucket] as number)) bucket++
+    series.counts[bucket] = (series.counts[bucket] as number) + 1
+    series.sum += seconds
+    series.count++
+  }
+
+  * allSeries (): Generator<DurationSeries> {
+    for (const statuses of this.#methods.values()) yield * statuses.values()
+  }
+
+  reset (): void {
+    this.#methods.clear()
   }
 }

@@ -1,4 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Registry } from 'prom-client'
 import fp from 'fastify-plugin'
@@ -6,6 +5,7 @@ import { Checks, registerHealthRoutes, type ReadinessCheck } from './health.js'
 import { detectIdentity, type Manager } from './identity.js'
 import { resolveOptions, type ClusterPluginOptions } from './options.js'
 import { sendToPrimary } from './protocol.js'
+import { tapResponses } from './response-head.js'
 import { Sampler } from './sampler.js'
 import { chooseBackend, registerSharedState, type SharedStateBackend } from './shared-state.js'
 import { Shutdown } from './shutdown.js'
@@ -45,7 +45,6 @@ const STORE_WARNING_INTERVAL = 5000
 const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fastify: FastifyInstance, opts) => {
   const options = resolveOptions(opts, process.env)
   const identity = detectIdentity(process.env)
-  // Lower-cased once here rather than by reply.header() on every request.
   const headers: Array<[string, string]> = []
   if (options.workerIdHeader !== false) headers.push([options.workerIdHeader.toLowerCase(), identity.workerId])
   if (options.workerPidHeader !== false) headers.push([options.workerPidHeader.toLowerCase(), String(process.pid)])
@@ -57,6 +56,19 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   // Imported here, not at the top: the primary loads this module too (through index.ts) and must
   // not pay for prom-client, which only workers use.
   const metrics = options.metrics === false ? undefined : new (await import('./metrics.js')).WorkerMetrics(options.metrics, identity)
+
+  if (metrics !== undefined) {
+    // Each route added from now on (ours included) stamps its requests from its handler.
+    fastify.addHook('onRoute', (route) => metrics.watchRoute(route))
+    // Routes already there (bootCluster registers the plugin after the factory's routes) are learnt
+    // per request, by a hook: "(empty tree)" is find-my-way's rendering of a router without routes.
+    if (fastify.printRoutes() !== '(empty tree)') {
+      fastify.addHook('onSend', (request, _reply, payload, done) => {
+        metrics.stampRoute(request)
+        done(null, payload)
+      })
+    }
+  }
 
   const backend = chooseBackend(options.shared, identity)
   fastify.decorate('cluster', {
@@ -102,24 +114,14 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     })
   }
 
-  // The per-request work is one server 'request' listener and one onSend hook: each Fastify hook
-  // costs a hook runner per request (about 2% of a hello-world route's throughput).
-  // Prepended: it must stamp the arrival before Fastify's listener runs a synchronous handler.
-  const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
-    metrics?.start(request)
-    traffic.onRequest(response)
-  }
-  fastify.server.prependListener('request', onRequest)
-  if (headers.length > 0 || metrics !== undefined) {
-    // onSend, not onRequest: it also sees the replies another plugin's onRequest hook sends.
-    // Set through the reply, not on the raw response: a header set on the raw response beforehand
-    // sends every one of Fastify's headers down Node's slow validating path (about 10% throughput).
-    fastify.addHook('onSend', (request, reply, payload, done) => {
-      for (let i = 0; i < headers.length; i++) reply.header(headers[i]![0], headers[i]![1])
-      metrics?.observe(request, reply)
-      done(null, payload)
-    })
-  }
+  const untap = tapResponses(fastify.server, {
+    onRequest: (request, response) => {
+      metrics?.start(request)
+      traffic.onRequest(response)
+    },
+    headers,
+    onHead: metrics === undefined ? undefined : (request, statusCode) => metrics.observe(request, statusCode)
+  })
 
   sampler.start(options.heartbeatInterval, (sample) => {
     if (reportsToPrimary) sendToPrimary({ type: 'fck:heartbeat', workerId: identity.workerId, pid: process.pid, sample })
@@ -137,7 +139,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   })
 
   fastify.addHook('onClose', async () => {
-    fastify.server.removeListener('request', onRequest)
+    untap()
     shutdown.uninstall()
     metrics?.stop()
     sampler.stop()

@@ -62,3 +62,20 @@ t.test('worker id: WORKER_ID from our primary, NODE_APP_INSTANCE under PM2', asy
   t.equal(alone.app.cluster.pid, process.pid)
   t.equal(alone.app.cluster.sharedState, 'memory')
 })
+
+t.test('a hijacked reply that writes the raw response carries the headers', async (t) => {
+  const { port } = await listenApp(t, {}, (app) => {
+    app.get('/raw', (_request, reply) => {
+      reply.hijack()
+      reply.raw.writeHead(200, { 'content-type': 'text/plain' })
+      reply.raw.end('raw')
+    })
+    app.get('/raw-implicit', (_request, reply) => { reply.hijack(); reply.raw.end('implicit') })
+  })
+  for (const path of ['/raw', '/raw-implicit']) {
+    const response = await get(port, path)
+    t.equal(response.status, 200, path)
+    t.equal(response.headers['x-worker-id'], 'single', `${path} X-Worker-ID`)
+    t.equal(response.headers['x-worker-pid'], String(process.pid), `${path} X-Worker-PID`)
+  }
+})

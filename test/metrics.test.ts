@@ -1,5 +1,8 @@
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
 import { Counter, Registry } from 'prom-client'
 import t from 'tap'
+import clusterPlugin from '../dist/index.js'
 import { listenApp } from './helpers/app.js'
 import { get } from './helpers/http.js'
 
@@ -42,4 +45,50 @@ t.test('metrics.registry: the app\'s own metrics come along; metrics: false coll
   const off = await listenApp(t, { metrics: false })
   t.equal(off.app.cluster.metrics, undefined)
   t.equal((await get(off.port, '/metrics')).status, 404)
+})
+
+t.test('replies sent before the handler ran count under their route, hijacked replies too, inject() not at all', async (t) => {
+  const { app, port } = await listenApp(t, { metrics: { endpoint: '/metrics', defaultMetrics: false } }, (app) => {
+    app.post('/orders/:id', async (request) => request.body)
+    app.get('/admin/:page', async () => 'never reached')
+    app.get('/raw', (_request, reply) => { reply.hijack(); reply.raw.end('raw') })
+    app.get('/quiet', { config: { metrics: false } }, async () => 'quiet')
+  }, {}, async (app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.url.startsWith('/admin')) await reply.code(401).send({ error: 'no' })
+    })
+  })
+  const badBody = await fetch(`http://127.0.0.1:${port}/orders/7`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' })
+  t.equal(badBody.status, 400)
+  t.equal((await get(port, '/admin/users')).status, 401)
+  t.equal((await get(port, '/raw')).body, 'raw')
+  t.equal((await get(port, '/quiet')).status, 200)
+  t.equal((await app.inject('/')).statusCode, 200)
+  const text = (await get(port, '/metrics')).body
+  t.equal(count(text, '{method="POST",route="/orders/:id",status_code="400"}'), 1, 'a body that does not parse')
+  t.equal(count(text, '{method="GET",route="/admin/:page",status_code="401"}'), 1, 'a reply from an onRequest hook')
+  t.equal(count(text, '{method="GET",route="/raw",status_code="200"}'), 1, 'a hijacked reply')
+  t.notMatch(text, /route="\/quiet"/, 'config: { metrics: false }')
+  t.notMatch(text, /route="\/"/, 'injected requests do not reach the server')
+})
+
+t.test('routes registered before the plugin (as bootCluster registers it) are observed under their pattern', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.get('/early/:id', async () => 'early')
+  app.post('/early-body', async (request) => request.body)
+  await app.register(clusterPlugin, { handleSignals: false, metrics: { endpoint: '/metrics', defaultMetrics: false } })
+  app.get('/late', async () => 'late')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  t.equal((await get(port, '/early/1')).status, 200)
+  t.equal((await get(port, '/late')).status, 200)
+  t.equal((await get(port, '/nowhere')).status, 404)
+  const badBody = await fetch(`http://127.0.0.1:${port}/early-body`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' })
+  t.equal(badBody.status, 400)
+  const text = (await get(port, '/metrics')).body
+  t.equal(count(text, '{method="GET",route="/early/:id",status_code="200"}'), 1)
+  t.equal(count(text, '{method="POST",route="/early-body",status_code="400"}'), 1)
+  t.equal(count(text, '{method="GET",route="/late",status_code="200"}'), 1)
+  t.equal(count(text, '{method="GET",route="not_found",status_code="404"}'), 1)
 })

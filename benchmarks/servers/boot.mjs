@@ -2,9 +2,11 @@
 // when every worker listens, then `{"event":...,"at":epochMs}` per cluster event.
 // Fastify is imported inside the factory, so only workers load it; APP_IMPORT=eager loads it at
 // the top of the entry file (in the primary too), as an entry file with static imports does.
+// The factory registers clusterPlugin before its route, as the README's usage does (and as
+// plain-cluster.mjs with PLUGIN=1 does), so bootCluster and plain node:cluster run the same workers.
 // The monitoring server listens on CLUSTER_MONITORING_PORT, a free port when unset (so clusters
 // measured side by side do not collide on 3003); `false` turns it off.
-import { bootCluster } from '../../dist/index.js'
+import clusterPlugin, { bootCluster } from '../../dist/index.js'
 
 process.env.CLUSTER_MONITORING_PORT ??= '0'
 
@@ -13,6 +15,7 @@ if (process.env.APP_IMPORT === 'eager') await import('fastify')
 const result = await bootCluster(async () => {
   const { default: Fastify } = await import('fastify')
   const app = Fastify({ logger: false })
+  await app.register(clusterPlugin)
   app.get('/', async () => ({ hello: 'world' }))
   return app
 }, { host: '127.0.0.1', healthReportInterval: 0, restartWindow: Number(process.env.RESTART_WINDOW ?? 30_000) })
