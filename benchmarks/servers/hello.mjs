@@ -1,12 +1,13 @@
 // The server under test for throughput comparisons: one JSON route, no logging.
-// `node hello.mjs bare` is plain Fastify; `node hello.mjs plugin` adds clusterPlugin with its defaults.
+// `node hello.mjs bare` is plain Fastify; `node hello.mjs plugin` adds clusterPlugin with its
+// defaults, or with the options in PLUGIN_OPTIONS (JSON), e.g. '{"metrics":false}'.
 // Under PM2 it sends 'ready' (for wait_ready) in both modes.
 import Fastify from 'fastify'
 import clusterPlugin from '../../dist/index.js'
 
 const mode = process.argv[2] ?? 'bare'
 const app = Fastify({ logger: false })
-if (mode === 'plugin') await app.register(clusterPlugin)
+if (mode === 'plugin') await app.register(clusterPlugin, JSON.parse(process.env.PLUGIN_OPTIONS ?? '{}'))
 else if (mode !== 'bare') throw new Error(`unknown mode ${mode}: expected bare or plugin`)
 app.get('/', async () => ({ hello: 'world' }))
 await app.listen({ port: Number(process.env.PORT ?? 0), host: '127.0.0.1' })
