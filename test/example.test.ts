@@ -1,6 +1,4 @@
-import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,7 +8,7 @@ import autocannon from 'autocannon'
 import { io, type Socket } from 'socket.io-client'
 import t from 'tap'
 import { freePort, pidsWithMarker, waitGone } from './helpers/cluster.js'
-import { waitForOutput } from './helpers/fixture.js'
+import { spawnScript, waitForOutput } from './helpers/fixture.js'
 import { onWorker, send, sessionCookie, type Request } from './helpers/http.js'
 import { privatePm2 } from './helpers/pm2.js'
 import { startRedis } from './helpers/redis.js'
@@ -26,28 +24,20 @@ for (const withRedis of [false, true]) {
     t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
     const port = await freePort()
     // `npm start` builds, then runs exactly this: the example, clustered, production profile.
-    const child = spawn(process.execPath, [join(EXAMPLE, 'dist/server.js')], {
-      env: {
-        ...process.env,
-        NODE_ENV: 'production',
-        PORT: String(port),
-        CLUSTER_MONITORING_PORT: String(await freePort()),
-        DATA_DIR: dataDir,
-        CHECKIN_RATE_LIMIT: '3',
-        LOG_LEVEL: 'warn',
-        FIXTURE_RUN: marker,
-        REDIS_URL: withRedis ? (await startRedis(t)).url : ''
-      },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let output = ''
-    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    const exited = once(child, 'exit')
+    const { child, output, exited } = spawnScript(join(EXAMPLE, 'dist/server.js'), {
+      NODE_ENV: 'production',
+      PORT: String(port),
+      CLUSTER_MONITORING_PORT: String(await freePort()),
+      DATA_DIR: dataDir,
+      CHECKIN_RATE_LIMIT: '3',
+      LOG_LEVEL: 'warn',
+      FIXTURE_RUN: marker,
+      REDIS_URL: withRedis ? (await startRedis(t)).url : ''
+    }, false)
     t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-    await waitForOutput(() => output, 'Dashboard   http://')
-    t.match(output, new RegExp(`Dashboard   http://127\\.0\\.0\\.1:${port}/`), 'it prints where to look')
-    t.match(output, withRedis ? /shared state in Redis/ : /shared state in the primary \(no Redis\)/)
+    await waitForOutput(output, 'Dashboard   http://')
+    t.match(output(), new RegExp(`Dashboard   http://127\\.0\\.0\\.1:${port}/`), 'it prints where to look')
+    t.match(output(), withRedis ? /shared state in Redis/ : /shared state in the primary \(no Redis\)/)
     const pids = pidsWithMarker(marker)
     t.equal(pids.length, 3, 'a primary and one worker per core (2 here)')
 
@@ -76,7 +66,7 @@ for (const withRedis of [false, true]) {
     t.equal((await send(port, { method: 'POST', path: '/api/check-in' })).status, 401, 'no session, no check-in')
 
     child.kill('SIGTERM')
-    const [code, signal] = await exited
+    const { code, signal } = await exited
     t.same({ code, signal }, { code: 0, signal: null }, 'exit 0 on SIGTERM')
     t.same(await waitGone(pids), [], 'no process left')
   })

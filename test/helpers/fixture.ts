@@ -31,9 +31,9 @@ export async function waitForOutput (output: () => string, text: string, ms = 15
   }
 }
 
-/** Spawns a fixture script with `env` over this process's environment, collecting what it prints. */
-function spawnFixture (script: string, env: NodeJS.ProcessEnv = {}, ipc = true): { child: ChildProcess, output: () => string, exited: Promise<Exit> } {
-  const child = spawn(process.execPath, [fixturePath(script)], {
+/** Runs a script with Node, `env` over this process's environment, collecting what it prints. */
+export function spawnScript (path: string, env: NodeJS.ProcessEnv = {}, ipc = true): { child: ChildProcess, output: () => string, exited: Promise<Exit> } {
+  const child = spawn(process.execPath, [path], {
     env: { ...process.env, ...env },
     stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe']
   })
@@ -52,7 +52,7 @@ function spawnFixture (script: string, env: NodeJS.ProcessEnv = {}, ipc = true):
 export async function startFixture (
   t: Test, script: string, options: { env?: NodeJS.ProcessEnv, ipc?: boolean } = {}
 ): Promise<Fixture> {
-  const { child, output, exited } = spawnFixture(script, options.env, options.ipc !== false)
+  const { child, output, exited } = spawnScript(fixturePath(script), options.env, options.ipc !== false)
   const messages: any[] = []
   child.on('message', (message) => messages.push(message))
   t.teardown(async () => {
@@ -75,7 +75,7 @@ export async function startFixture (
 
 /** Runs a fixture to its exit (killing it after `ms`) and returns the exit and all it printed. */
 export async function runFixture (script: string, env: NodeJS.ProcessEnv, ms = 20_000): Promise<Exit & { output: string }> {
-  const { child, output, exited } = spawnFixture(script, env, false)
+  const { child, output, exited } = spawnScript(fixturePath(script), env, false)
   const timer = setTimeout(() => child.kill('SIGKILL'), ms)
   const exit = await exited
   clearTimeout(timer)
