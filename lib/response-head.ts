@@ -15,8 +15,9 @@ export interface ResponseTap {
 
 /**
  * The plugin's per-request work, done on the HTTP server instead of in Fastify hooks: a hook
- * costs a hook runner per request (about 2% of a hello-world route's throughput each), this a
- * listener and one wrapped `writeHead` per response — the technique of the `on-headers` package.
+ * costs a hook runner per request, this a listener and one wrapped `writeHead` per response — the
+ * technique of the `on-headers` package. Against the onSend hook it replaces, about 1.5% less CPU
+ * on a hello-world route (both builds on one core at once, 10 pairs).
  * Every response head goes through `writeHead` (Fastify's replies, its 404s, errors and 503s, a
  * hijacked reply's `res.end()`), so each carries the headers and is observed.
  * `fastify.inject()` bypasses the server: injected requests are neither tapped nor observed.
