@@ -5,7 +5,7 @@
 // where a timed A/B run swings by tens of percent. Appends a section to RESULTS.md.
 //   node benchmarks/paired.mjs [--pairs 8] [--requests 60000] SCRIPT ARGS_A vs ARGS_B
 //   node benchmarks/paired.mjs hello.mjs bare vs plugin
-//   PLUGIN_OPTIONS='{"metrics":false}' applies to both servers (hello.mjs reads it).
+//   node benchmarks/paired.mjs hello.mjs plugin '{"metrics":false}' vs plugin
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { appendResults, factsLine, fmt, machineFacts, median, startServer, treeCpuMs } from './lib.mjs'
@@ -43,7 +43,7 @@ for (let pair = 0; pair < pairs; pair++) {
 const ratios = rows.map((row) => row.ratio)
 const markdown = `### paired CPU — ${factsLine(machineFacts())}
 
-\`${label(argsB)}\` vs \`${label(argsA)}\`${process.env.PLUGIN_OPTIONS ? ` (PLUGIN_OPTIONS=${process.env.PLUGIN_OPTIONS})` : ''}: both servers on one core at the same time, ${fmt(requests)} requests each (25 connections) after a warm-up, ${pairs} pairs of fresh processes.
+\`${label(argsB)}\` vs \`${label(argsA)}\`: both servers on one core at the same time, ${fmt(requests)} requests each (25 connections) after a warm-up, ${pairs} pairs of fresh processes.
 
 - CPU µs/request, medians: ${label(argsA)} ${fmt(median(rows.map((row) => row.a)), 2)}, ${label(argsB)} ${fmt(median(rows.map((row) => row.b)), 2)}
 - per-pair ratios: ${ratios.map((ratio) => fmt(ratio, 3)).join(', ')}
