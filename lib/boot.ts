@@ -1,7 +1,8 @@
 import cluster from 'node:cluster'
 import type { FastifyInstance } from 'fastify'
 import { FCK_INVALID_ENV, FCK_INVALID_FACTORY, FCK_INVALID_OPTION, FCK_PORT_IN_USE } from './errors.js'
-import { detectIdentity, type Identity } from './identity.js'
+import { detectIdentity, workerEnv, type Identity } from './identity.js'
+import { resolveOptions, type ClusterPluginOptions } from './options.js'
 import { clusterPlugin } from './plugin.js'
 import { createLogger, isLevel } from './primary/log.js'
 import { resolveBootOptions, type BootClusterOptions, type ResolvedBootOptions } from './primary/options.js'
@@ -18,34 +19,53 @@ export type AppFactory = () => FastifyInstance | Promise<FastifyInstance>
  * `port`/`host`, and resolves to the FastifyInstance.
  */
 export async function bootCluster (factory: AppFactory, options: BootClusterOptions = {}): Promise<ClusterHandle | FastifyInstance> {
-  if (typeof factory !== 'function') {
-    throw new FCK_INVALID_OPTION('factory', String(factory), 'a function returning a Fastify instance')
+  try {
+    if (typeof factory !== 'function') {
+      throw new FCK_INVALID_OPTION('factory', String(factory), 'a function returning a Fastify instance')
+    }
+    const resolved = resolveBootOptions(options, process.env)
+    const identity = detectIdentity(process.env)
+    if (cluster.isPrimary && resolved.enabled && identity.manager === 'none') return await runPrimary(resolved)
+    return await runWorker(factory, resolved, identity)
+  } catch (error) {
+    // A refused setting or a start that failed ends the process with one line, not a stack:
+    // the line names what was wrong, and the primary already logged the details.
+    const { code, message } = error as { code?: unknown, message?: string }
+    if (typeof code !== 'string' || !code.startsWith('FCK_')) throw error
+    process.stderr.write(`fastify-cluster-kit: ${message ?? String(error)}\n`)
+    process.exit(1)
   }
-  const resolved = resolveBootOptions(options, process.env)
-  const identity = detectIdentity(process.env)
-  if (cluster.isPrimary && resolved.enabled && identity.manager === 'none') {
-    const level = process.env.LOG_LEVEL ?? 'info'
-    if (!isLevel(level)) throw new FCK_INVALID_ENV('LOG_LEVEL', JSON.stringify(level), 'trace, debug, info, warn, error or fatal')
-    await resolved.onPrimary?.()
-    const supervisor = new Supervisor(resolved, createLogger(level, { role: 'primary' }))
-    await supervisor.start()
-    return supervisor
-  }
-  return await runWorker(factory, resolved, identity)
+}
+
+async function runPrimary (options: ResolvedBootOptions): Promise<ClusterHandle> {
+  const level = process.env.LOG_LEVEL ?? 'info'
+  if (!isLevel(level)) throw new FCK_INVALID_ENV('LOG_LEVEL', JSON.stringify(level), 'trace, debug, info, warn, error or fatal')
+  // The plugin options the workers will get, checked here as a worker will read them, so a typo
+  // is one line before any fork rather than a failed start of every worker.
+  resolveOptions(pluginOptions(options), workerEnv(process.env, 0, options))
+  await options.onPrimary?.()
+  const supervisor = new Supervisor(options, createLogger(level, { role: 'primary' }))
+  await supervisor.start()
+  return supervisor
+}
+
+function pluginOptions (options: ResolvedBootOptions): ClusterPluginOptions {
+  return { gracefulTimeout: options.gracefulTimeout, ...options.plugin }
 }
 
 async function runWorker (factory: AppFactory, options: ResolvedBootOptions, identity: Identity): Promise<FastifyInstance> {
   try {
     const app: unknown = await factory()
     if (!isFastify(app)) throw new FCK_INVALID_FACTORY(describe(app))
-    if (!app.hasDecorator('cluster')) await app.register(clusterPlugin, { gracefulTimeout: options.gracefulTimeout, ...options.plugin })
+    if (!app.hasDecorator('cluster')) await app.register(clusterPlugin, pluginOptions(options))
     await listen(app, options)
     return app
   } catch (error) {
     if (identity.manager !== 'bootCluster') throw error
-    // Tell the primary why, so the start failure it reports names the cause; then leave.
+    // Tell the primary why, so the start failure it reports names the cause; then leave. The
+    // kit's own errors say all in their message, which the primary prints; others keep their stack here.
     const { code, message } = error as { code?: string, message?: string }
-    console.error(error)
+    if (code?.startsWith('FCK_') !== true) console.error(error)
     await sendToPrimary({ type: 'fck:failed', workerId: identity.workerId, pid: process.pid, error: { code, message: message ?? String(error) } })
     process.exit(1)
   }

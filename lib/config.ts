@@ -31,9 +31,12 @@ function toNumber (raw: unknown): number {
   return Number.NaN
 }
 
-/** A whole number of milliseconds, >= `min`. */
-export function readMs (value: unknown, source: Source, env: Env, fallback: number, min = 0): number {
-  return readInteger(value, source, env, fallback, min, `a whole number of milliseconds >= ${min}`)
+/** No setting in milliseconds may be longer than a day: a longer one is a typo (seconds as ms, an extra zero). */
+export const MAX_MS = 86_400_000
+
+/** A whole number of milliseconds from `min` to `max`. */
+export function readMs (value: unknown, source: Source, env: Env, fallback: number, min = 0, max = MAX_MS): number {
+  return readInteger(value, source, env, fallback, min, `a whole number of milliseconds >= ${min} and <= ${max}`, max)
 }
 
 /** A whole number >= `min` (counts, ports, ...). */
@@ -71,19 +74,23 @@ export function readName (value: unknown, source: Source, fallback: string | fal
 
 const BYTE_UNITS: Record<string, number> = { '': 1, B: 1, K: 2 ** 10, KB: 2 ** 10, M: 2 ** 20, MB: 2 ** 20, G: 2 ** 30, GB: 2 ** 30 }
 
-/** A size in bytes: a number, or a string like `512M`, `1G`, `300MB`; `fallback` when unset. */
-export function readBytes (value: unknown, source: Source, env: Env, fallback: number | undefined): number | undefined {
+/** A size in bytes, at least `min`: a number, or a string like `512M`, `1G`, `300MB`; `fallback` when unset. */
+export function readBytes (value: unknown, source: Source, env: Env, fallback: number | undefined, min = 1): number | undefined {
   const found = pick(value, source, env)
   if (found === undefined) return fallback
-  const expected = 'bytes as a whole number or with a unit K, M or G (e.g. 512M, 1G)'
+  const expected = `bytes as a whole number or with a unit K, M or G (e.g. 512M, 1G), at least ${formatBytes(min)}`
   if (typeof found.raw === 'number') {
-    if (!Number.isSafeInteger(found.raw) || found.raw < 1) fail(source, found.fromEnv, found.raw, expected)
+    if (!Number.isSafeInteger(found.raw) || found.raw < min) fail(source, found.fromEnv, found.raw, expected)
     return found.raw
   }
   const match = typeof found.raw === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([KMG]?B?)\s*$/i.exec(found.raw) : null
   const scale = match === null ? undefined : BYTE_UNITS[(match[2] ?? '').toUpperCase()]
   if (match === null || scale === undefined) return fail(source, found.fromEnv, found.raw, expected)
   const bytes = Math.round(Number(match[1]) * scale)
-  if (bytes < 1) fail(source, found.fromEnv, found.raw, expected)
+  if (bytes < min) fail(source, found.fromEnv, found.raw, expected)
   return bytes
+}
+
+function formatBytes (bytes: number): string {
+  return bytes % 2 ** 20 === 0 ? `${bytes / 2 ** 20}M` : `${bytes} bytes`
 }

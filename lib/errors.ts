@@ -84,6 +84,13 @@ export const FCK_STORE_UNAVAILABLE = createError<'FCK_STORE_UNAVAILABLE', [strin
   503
 )
 
+/** Redis did not answer at a first start: `(address, where it came from, timeout, reason)`. */
+export const FCK_REDIS_UNAVAILABLE = createError<'FCK_REDIS_UNAVAILABLE', [string, string, number, string]>(
+  'FCK_REDIS_UNAVAILABLE',
+  'Redis at %s (from %s) did not answer within storeTimeout (%d ms): %s',
+  503
+)
+
 /** `error` as FCK_STORE_UNAVAILABLE for `store`, unless it already is one (a timeout of the primary's store). */
 export function storeUnavailable (store: string, error: Error): Error {
   return (error as { code?: string }).code === 'FCK_STORE_UNAVAILABLE' ? error : new FCK_STORE_UNAVAILABLE(store, error.message)

@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client'
 import type { SharedStateBackend } from './shared-state.js'
 import { readBoolean, readInteger, readMs, readName, type Env } from './config.js'
 import { FCK_INVALID_ENV, FCK_INVALID_OPTION } from './errors.js'
+import { detectIdentity } from './identity.js'
 
 export interface MetricsOptions {
   /**
@@ -51,6 +52,14 @@ export type RedisConfig = string | RedisOptions
 export interface ResolvedSharedState {
   backend: SharedStateBackend | undefined
   redis: RedisConfig | undefined
+  /** Where `redis` came from (the option, REDIS_URL, REDIS_HOST), for error messages. */
+  redisSource: string
+  /**
+   * Start even when Redis does not answer (readiness then says so): true for a worker that
+   * bootCluster restarts in a running cluster; a first start fails fast instead, since a Redis
+   * that is not there at deploy time is most often a wrong setting.
+   */
+  startWithoutRedis: boolean
   rateLimit: RateLimitPluginOptions | undefined
   session: FastifySessionOptions | undefined
   onStoreError: 'fail-open' | 'fail-closed'
@@ -189,21 +198,38 @@ export function resolveOptions (options: ClusterPluginOptions, env: Env): Resolv
   if (healthPrefix !== false && !PATH.test(healthPrefix)) {
     throw new FCK_INVALID_OPTION('healthPrefix', JSON.stringify(healthPrefix), 'a path like "/health" or false')
   }
+  const timing = resolveTiming(options, env)
   return {
     workerIdHeader: readName(options.workerIdHeader, { option: 'workerIdHeader' }, DEFAULTS.workerIdHeader),
     workerPidHeader: readName(options.workerPidHeader, { option: 'workerPidHeader' }, DEFAULTS.workerPidHeader),
     healthPrefix: healthPrefix === false ? false : healthPrefix.replace(/\/$/, ''),
-    shutdownDelay: readMs(options.shutdownDelay, { option: 'shutdownDelay' }, env, DEFAULTS.shutdownDelay),
-    gracefulTimeout: readMs(
-      options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, DEFAULTS.gracefulTimeout, 1
-    ),
-    heartbeatInterval: readMs(options.heartbeatInterval, { option: 'heartbeatInterval' }, env, DEFAULTS.heartbeatInterval, 10),
+    ...timing,
     checkTimeout: readMs(options.checkTimeout, { option: 'checkTimeout' }, env, DEFAULTS.checkTimeout, 1),
     handleSignals: readBoolean(options.handleSignals, { option: 'handleSignals' }, env, DEFAULTS.handleSignals),
     metrics: resolveMetrics(options.metrics ?? DEFAULTS.metrics, env),
     shared: resolveShared(options, env),
     drainIdleGrace: DEFAULTS.drainIdleGrace
   }
+}
+
+/**
+ * The drain and heartbeat timings, which under bootCluster must agree with the primary's: the
+ * primary kills a draining worker after its gracefulTimeout (one value, passed to each worker
+ * as GRACEFUL_SHUTDOWN_TIMEOUT), and a worker whose heartbeat is late by heartbeatTimeout.
+ */
+function resolveTiming (options: ClusterPluginOptions, env: Env): Pick<ResolvedOptions, 'shutdownDelay' | 'gracefulTimeout' | 'heartbeatInterval'> {
+  const underPrimary = detectIdentity(env).manager === 'bootCluster'
+  const gracefulTimeout = readMs(options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, DEFAULTS.gracefulTimeout, 1)
+  const primary = env.GRACEFUL_SHUTDOWN_TIMEOUT
+  if (underPrimary && primary !== undefined && String(gracefulTimeout) !== primary) {
+    throw new FCK_INVALID_OPTION('gracefulTimeout', String(gracefulTimeout),
+      `bootCluster's gracefulTimeout (${primary} ms): under bootCluster set it on bootCluster, whose kill timer it is`)
+  }
+  const shutdownDelay = readMs(options.shutdownDelay, { option: 'shutdownDelay' }, env, DEFAULTS.shutdownDelay, 0, gracefulTimeout - 1)
+  const heartbeatTimeout = Number(env.CLUSTER_HEARTBEAT_TIMEOUT)
+  const maxInterval = underPrimary && heartbeatTimeout > 0 ? Math.floor(heartbeatTimeout / 2) : undefined
+  const heartbeatInterval = readMs(options.heartbeatInterval, { option: 'heartbeatInterval' }, env, DEFAULTS.heartbeatInterval, 10, maxInterval)
+  return { shutdownDelay, gracefulTimeout, heartbeatInterval }
 }
 
 function resolveMetrics (metrics: MetricsOptions | false, env: Env): ResolvedMetricsOptions | false {
@@ -242,9 +268,11 @@ function resolveShared (options: ClusterPluginOptions, env: Env): ResolvedShared
   if (sharedState !== undefined && !['redis', 'primary', 'memory'].includes(sharedState)) {
     throw new FCK_INVALID_OPTION('sharedState', JSON.stringify(sharedState), "'redis', 'primary' or 'memory'")
   }
+  const identity = detectIdentity(env)
   return {
     backend: sharedState,
-    redis: resolveRedis(options.redis, env),
+    ...resolveRedis(options.redis, env),
+    startWithoutRedis: identity.manager === 'bootCluster' && env.CLUSTER_STARTED === 'true',
     rateLimit,
     session,
     onStoreError,
@@ -252,22 +280,23 @@ function resolveShared (options: ClusterPluginOptions, env: Env): ResolvedShared
   }
 }
 
-function resolveRedis (redis: RedisConfig | undefined, env: Env): RedisConfig | undefined {
+function resolveRedis (redis: RedisConfig | undefined, env: Env): Pick<ResolvedSharedState, 'redis' | 'redisSource'> {
   if (redis !== undefined) {
     if (typeof redis === 'string' ? !isRedisUrl(redis) : typeof redis !== 'object' || redis === null) {
       throw new FCK_INVALID_OPTION('redis', typeof redis === 'string' ? JSON.stringify(redis) : String(redis), 'a redis:// or rediss:// URL, or ioredis options')
     }
-    return redis
+    return { redis, redisSource: 'the redis option' }
   }
   const url = env.REDIS_URL
   if (url !== undefined && url !== '') {
     if (!isRedisUrl(url)) throw new FCK_INVALID_ENV('REDIS_URL', JSON.stringify(url), 'a redis:// or rediss:// URL')
-    return url
+    return { redis: url, redisSource: 'REDIS_URL' }
   }
   if (env.REDIS_HOST !== undefined && env.REDIS_HOST !== '') {
-    return { host: env.REDIS_HOST, port: readInteger(undefined, { option: 'REDIS_PORT', env: 'REDIS_PORT' }, env, 6379, 1, 'a port number from 1 to 65535', 65535) }
+    const port = readInteger(undefined, { option: 'REDIS_PORT', env: 'REDIS_PORT' }, env, 6379, 1, 'a port number from 1 to 65535', 65535)
+    return { redis: { host: env.REDIS_HOST, port }, redisSource: 'REDIS_HOST and REDIS_PORT' }
   }
-  return undefined
+  return { redis: undefined, redisSource: 'none' }
 }
 
 function isRedisUrl (url: string): boolean {

@@ -81,17 +81,29 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     metrics: metrics?.registry
   } satisfies ClusterDecorator)
 
-  if (options.healthPrefix !== false) {
-    registerHealthRoutes(fastify, {
-      prefix: options.healthPrefix,
-      identity,
-      checks,
-      sampler,
-      counters: traffic,
-      sharedState: backend,
-      isDraining: () => traffic.draining
-    })
-  }
+  const reportsToPrimary = identity.manager === 'bootCluster'
+  // Probes and /metrics get a context of their own, made before the session, cookie and
+  // rate-limit plugins load, so none of their hooks runs for them: a store outage never fails a
+  // liveness probe (Kubernetes would restart a healthy pod), and probes never set cookies.
+  fastify.register(async (probes) => {
+    if (options.healthPrefix !== false) {
+      registerHealthRoutes(probes, {
+        prefix: options.healthPrefix,
+        identity,
+        checks,
+        sampler,
+        counters: traffic,
+        sharedState: backend,
+        isDraining: () => traffic.draining
+      })
+    }
+    if (metrics !== undefined && options.metrics !== false && options.metrics.endpoint !== false && !reportsToPrimary) {
+      probes.get(options.metrics.endpoint, { logLevel: 'warn', config: { metrics: false, rateLimit: false } }, async (_request, reply) => {
+        reply.type(metrics.registry.contentType)
+        return await metrics.registry.metrics()
+      })
+    }
+  })
 
   const lastWarned = new Map<string, number>()
   await registerSharedState(fastify, options.shared, backend, {
@@ -105,14 +117,6 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
       fastify.log.warn({ err: error, store, backend, onStoreError: options.shared.onStoreError }, `clusterPlugin: ${store} store failed: ${error.message}`)
     }
   })
-
-  const reportsToPrimary = identity.manager === 'bootCluster'
-  if (metrics !== undefined && options.metrics !== false && options.metrics.endpoint !== false && !reportsToPrimary) {
-    fastify.get(options.metrics.endpoint, { logLevel: 'warn', config: { metrics: false, rateLimit: false } }, async (_request, reply) => {
-      reply.type(metrics.registry.contentType)
-      return await metrics.registry.metrics()
-    })
-  }
 
   const untap = tapResponses(fastify.server, {
     onRequest: (request, response) => {

@@ -30,7 +30,8 @@ export interface WorkerSample {
 export type StateRequest =
   | { op: 'incr', key: string, timeWindow: number, max: number, continueExceeding: boolean }
   | { op: 'session:get', key: string }
-  | { op: 'session:set', key: string, session: unknown, ttl: number }
+  /** `data`: the session as JSON; `empty`: it holds nothing but its cookie (evicted first). */
+  | { op: 'session:set', key: string, data: string, ttl: number, empty: boolean }
   | { op: 'session:destroy', key: string }
 
 export type WorkerMessage =
@@ -48,7 +49,7 @@ export type PrimaryMessage =
   | { type: 'fck:shutdown', reason: string }
   /** Asks for the worker's metrics for one scrape; the worker answers `fck:metrics` with this id. */
   | { type: 'fck:metrics-request', id: number }
-  /** `value` is the answer to the request (`{ current, ttl }` for incr, the session or null for get). */
+  /** `value` is the answer to the request (`{ current, ttl }` for incr, the session's JSON or null for get). */
   | { type: 'fck:state-result', id: number, value: unknown }
 
 /** PM2 sends this plain string when `shutdown_with_message` is set (and on Windows). */

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
-import { FCK_INVALID_OPTION, storeUnavailable } from './errors.js'
+import { FCK_INVALID_OPTION, FCK_REDIS_UNAVAILABLE, storeUnavailable } from './errors.js'
 import type { Checks } from './health.js'
 import type { Identity } from './identity.js'
 import type { RedisConfig, ResolvedSharedState } from './options.js'
@@ -44,6 +44,7 @@ export async function registerSharedState (
   if (backend === 'redis') {
     redis = await connectRedis(fastify, options)
     const client = redis
+    // Answers at once while Redis is away (no offline queue), and turns ready again when it is back.
     deps.checks.add('redis', async () => (await client.ping()) === 'PONG', { timeout: options.storeTimeout })
   } else if (backend === 'primary' && (rateLimit !== undefined || session !== undefined)) {
     primary = new PrimaryState(options.storeTimeout)
@@ -66,7 +67,13 @@ export async function registerSharedState (
       ? new RedisSessionStore(redis, { onError })
       : primary !== undefined ? new PrimarySessionStore(primary, { onError }) : undefined
     if (!fastify.hasDecorator('parseCookie')) await registerOfficial(fastify, 'session', '@fastify/cookie', {})
-    await registerOfficial(fastify, 'session', '@fastify/session', { ...session, ...(store === undefined || session.store !== undefined ? {} : { store }) })
+    // A session is stored (and its cookie set) only once a request puts something in it, unless
+    // the app says otherwise: anonymous traffic then costs the store nothing and cannot evict anyone.
+    await registerOfficial(fastify, 'session', '@fastify/session', {
+      saveUninitialized: false,
+      ...session,
+      ...(store === undefined || session.store !== undefined ? {} : { store })
+    })
   }
 }
 
@@ -82,25 +89,60 @@ async function registerOfficial (fastify: FastifyInstance, option: string, name:
 }
 
 /**
- * The app's @fastify/redis client when it registered one, else a new one set to fail fast: no
- * offline queue and no retries per command, so a request never waits on an absent Redis longer
- * than `storeTimeout`; ioredis keeps reconnecting in the background, so Redis coming back needs
- * no restart.
+ * The app's client when it decorated `fastify.redis` (@fastify/redis), else a new one, decorated
+ * as `fastify.redis`, set to fail fast: no offline queue and no retries per command, so a request
+ * never waits on an absent Redis longer than `storeTimeout`; ioredis keeps reconnecting in the
+ * background, so Redis coming back needs no restart.
+ *
+ * A first start waits `storeTimeout` for Redis and fails with a message naming it; a worker
+ * restarted in a running cluster starts anyway, and its readiness check reports Redis until it
+ * answers (a crash during an outage must not cost the slot).
  */
 async function connectRedis (fastify: FastifyInstance, options: ResolvedSharedState): Promise<Redis> {
-  if (!fastify.hasDecorator('redis')) {
-    const { storeTimeout } = options
-    const failFast = {
-      connectTimeout: storeTimeout,
-      commandTimeout: storeTimeout,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (times: number) => Math.min(times * 100, 1000)
-    }
-    const redis = options.redis as RedisConfig
-    await fastify.register(require('@fastify/redis'), typeof redis === 'string' ? { url: redis, ...failFast } : { ...failFast, ...redis })
+  if (fastify.hasDecorator('redis')) return (fastify as unknown as { redis: Redis }).redis
+  const { storeTimeout } = options
+  const failFast = {
+    connectTimeout: storeTimeout,
+    commandTimeout: storeTimeout,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: (times: number) => Math.min(times * 100, 1000),
+    lazyConnect: true
   }
-  return (fastify as unknown as { redis: Redis }).redis
+  const { Redis } = require('ioredis') as typeof import('ioredis')
+  const config = options.redis as RedisConfig
+  const client = typeof config === 'string' ? new Redis(config, failFast) : new Redis({ ...failFast, ...config })
+  // Failures reach requests (503 or fail-open) and readiness; the client's own events would only
+  // repeat them. The last one says why a first connection failed ("ECONNREFUSED", not "Connection is closed").
+  let lastError: Error | undefined
+  client.on('error', (error: Error) => { lastError = error })
+  fastify.decorate('redis', client as never)
+  fastify.addHook('onClose', async () => { client.disconnect() })
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      client.connect(),
+      new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error('no answer')), storeTimeout) })
+    ])
+  } catch (error) {
+    const address = typeof config === 'string' ? redactUrl(config) : `${config.host ?? '127.0.0.1'}:${config.port ?? 6379}`
+    const failure = new FCK_REDIS_UNAVAILABLE(address, options.redisSource, storeTimeout, (lastError ?? error as Error).message)
+    if (!options.startWithoutRedis) {
+      client.disconnect()
+      throw failure
+    }
+    fastify.log.warn(`clusterPlugin: ${failure.message}; starting without it, not ready until it answers`)
+  } finally {
+    clearTimeout(timer)
+  }
+  return client
+}
+
+/** A URL with its password hidden. */
+function redactUrl (url: string): string {
+  const parsed = new URL(url)
+  if (parsed.password !== '') parsed.password = '***'
+  return parsed.toString()
 }
 
 function redisIncr (redis: Redis): Incr {

@@ -10,7 +10,7 @@ t.test('SIGTERM under load: in-flight requests complete, exit 0, no process of t
   const marker = randomUUID()
   const cluster = await startCluster(t, { FIXTURE_RUN: marker })
   const pids = pidsWithMarker(marker)
-  t.equal(pids.length, 3, 'a primary and two workers')
+  t.equal(pids.length, 4, 'a primary, two workers and the orphan guard')
   // Opened one by one before the load starts, so round-robin hands them to both workers in turn.
   const slow = []
   for (let i = 0; i < 4; i++) {
@@ -44,7 +44,7 @@ t.test('kill -9 of the primary: its workers do not outlive it', async (t) => {
   const marker = randomUUID()
   const cluster = await startCluster(t, { FIXTURE_RUN: marker })
   const pids = pidsWithMarker(marker)
-  t.equal(pids.length, 3)
+  t.equal(pids.length, 4, 'a primary, two workers and the orphan guard')
   cluster.child.kill('SIGKILL')
   t.same(await waitGone(pids, 5000), [], 'every worker is gone within 5 s')
 })

@@ -39,7 +39,7 @@ for (const withRedis of [false, true]) {
     t.match(output(), new RegExp(`Dashboard   http://127\\.0\\.0\\.1:${port}/`), 'it prints where to look')
     t.match(output(), withRedis ? /shared state in Redis/ : /shared state in the primary \(no Redis\)/)
     const pids = pidsWithMarker(marker)
-    t.equal(pids.length, 3, 'a primary and one worker per core (2 here)')
+    t.equal(pids.length, 4, 'a primary, one worker per core (2 here) and the orphan guard')
 
     const body = JSON.stringify({ name: 'Ada Lovelace' })
     const signIn = await onWorker(port, '0', { method: 'POST', path: '/api/sign-in', headers: json(body), body })
@@ -100,3 +100,11 @@ t.test('the PM2 ecosystem file: two NODE_APP_INSTANCE ids answer, pm2 reload und
   t.equal([...after.values()].filter((pid) => [...before.values()].includes(pid)).length, 0, 'both instances were replaced')
   await pm2('delete', 'attendance-dashboard')
 })
+
+for (const value of ['abc', '-1', '0']) {
+  t.test(`the example with CHECKIN_RATE_LIMIT=${value}: exit 1 with one line naming it, not a silently removed limit`, async (t) => {
+    const { output, exited } = spawnScript(join(EXAMPLE, 'dist/server.js'), { CHECKIN_RATE_LIMIT: value, PORT: String(await freePort()), CLUSTER_MONITORING_PORT: 'false' }, false)
+    t.same(await exited, { code: 1, signal: null })
+    t.same(output().trim().split('\n'), [`attendance-dashboard: Invalid environment variable CHECKIN_RATE_LIMIT: got "${value}", expected a whole number >= 1`])
+  })
+}

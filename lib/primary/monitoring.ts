@@ -2,10 +2,11 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Worker } from 'node:cluster'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { FCK_PORT_IN_USE } from '../errors.js'
-import { isWorkerMessage, sendToWorker, type MetricJSON } from '../protocol.js'
+import type { MetricJSON } from '../protocol.js'
 import { aggregate, type Series } from './aggregate.js'
 import type { PrimaryLogger } from './log.js'
 import type { ResolvedMonitoringOptions } from './options.js'
+import type { StoreSize } from './state.js'
 import { healthSchema, reloadAcceptedSchema, reloadResultSchema, statsSchema } from './schemas.js'
 import type { ClusterHandle, ClusterStats, ReloadResult } from './types.js'
 
@@ -15,6 +16,10 @@ export interface Monitored extends ClusterHandle {
   beginReload: () => Promise<ReloadResult>
   /** The workers that serve now, by slot id. */
   servingWorkers: () => Array<{ id: string, worker: Worker }>
+  /** One worker's metrics; rejects when it does not answer within `timeout` ms. */
+  workerMetrics: (worker: Worker, timeout: number) => Promise<MetricJSON[]>
+  /** What the primary's shared store holds and may hold. */
+  storeSize: () => StoreSize
 }
 
 const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8'
@@ -91,7 +96,6 @@ function digest (text: string): Buffer {
 
 /** Collects every serving worker's metrics for one scrape and renders them with the cluster's own series. */
 class Scrapes {
-  #sequence = 0
   readonly #failures = new Map<string, number>()
   readonly #reloads = { ok: 0, failed: 0 }
 
@@ -102,34 +106,14 @@ class Scrapes {
 
   async scrape (): Promise<string> {
     const workers = this.cluster.servingWorkers()
-    const answers = await Promise.all(workers.map(async ({ id, worker }) => ({ id, metrics: await this.#ask(worker) })))
+    const answers = await Promise.all(workers.map(async ({ id, worker }) =>
+      ({ id, metrics: await this.cluster.workerMetrics(worker, this.timeout).catch(() => undefined) })))
     const answered: Array<{ id: string, metrics: MetricJSON[] }> = []
     for (const { id, metrics } of answers) {
       if (metrics === undefined) this.#failures.set(id, (this.#failures.get(id) ?? 0) + 1)
       else answered.push({ id, metrics })
     }
     return aggregate(answered, this.#clusterSeries(this.cluster.stats()))
-  }
-
-  /** The worker's metrics, or undefined when it does not answer within the timeout (or exits). */
-  async #ask (worker: Worker): Promise<MetricJSON[] | undefined> {
-    const id = ++this.#sequence
-    return await new Promise((resolve) => {
-      const finish = (metrics: MetricJSON[] | undefined): void => {
-        clearTimeout(timer)
-        worker.off('message', onMessage)
-        worker.off('exit', onExit)
-        resolve(metrics)
-      }
-      const onMessage = (message: unknown): void => {
-        if (isWorkerMessage(message) && message.type === 'fck:metrics' && message.id === id) finish(message.metrics)
-      }
-      const onExit = (): void => finish(undefined)
-      const timer = setTimeout(onExit, this.timeout)
-      worker.on('message', onMessage)
-      worker.once('exit', onExit)
-      sendToWorker(worker, { type: 'fck:metrics-request', id })
-    })
   }
 
   #clusterSeries (stats: ClusterStats): Series[] {
@@ -148,6 +132,14 @@ class Scrapes {
         type: 'gauge',
         values: perWorker((worker) => worker.memory?.rss)
       },
+      { name: 'cluster_worker_recycles_total', help: 'Workers replaced for using more than maxMemory', type: 'counter', values: perWorker((worker) => worker.recycles) },
+      {
+        name: 'cluster_worker_recycling_stopped',
+        help: '1 while memory recycling is stopped for a slot whose workers start above maxMemory',
+        type: 'gauge',
+        values: perWorker((worker) => worker.recyclingStopped === null ? 0 : 1)
+      },
+      ...storeSeries(this.cluster.storeSize()),
       {
         name: 'cluster_reloads_total',
         help: 'Rolling reloads finished, by result',
@@ -162,4 +154,37 @@ class Scrapes {
       }
     ]
   }
+}
+
+/** The primary store's contents against its limits (the `primary` shared-state backend). */
+function storeSeries (size: StoreSize): Series[] {
+  return [
+    {
+      name: 'cluster_primary_store_entries',
+      help: 'Entries in the primary store: sessions holding data, sessions holding none, rate-limit counters',
+      type: 'gauge',
+      values: [
+        { labels: { kind: 'session' }, value: size.sessions },
+        { labels: { kind: 'empty_session' }, value: size.emptySessions },
+        { labels: { kind: 'counter' }, value: size.counters }
+      ]
+    },
+    { name: 'cluster_primary_store_session_bytes', help: 'Bytes of session JSON held in the primary store', type: 'gauge', values: [{ value: size.sessionBytes }] },
+    {
+      name: 'cluster_primary_store_limit',
+      help: 'The primary store\'s limits (primaryStore option): session entries, session bytes, counter entries',
+      type: 'gauge',
+      values: [
+        { labels: { limit: 'sessions' }, value: size.limits.maxSessions },
+        { labels: { limit: 'session_bytes' }, value: size.limits.maxSessionBytes },
+        { labels: { limit: 'counters' }, value: size.limits.maxCounters }
+      ]
+    },
+    {
+      name: 'cluster_primary_store_evictions_total',
+      help: 'Entries dropped to stay within the primary store\'s limits, by kind',
+      type: 'counter',
+      values: Object.entries(size.evictions).map(([kind, value]) => ({ labels: { kind }, value }))
+    }
+  ]
 }

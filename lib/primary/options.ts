@@ -2,6 +2,7 @@ import os from 'node:os'
 import { readBoolean, readBytes, readInteger, readMs, type Env } from '../config.js'
 import { FCK_INVALID_OPTION, FCK_MONITORING_UNPROTECTED } from '../errors.js'
 import type { ClusterPluginOptions } from '../options.js'
+import type { PrimaryStoreLimits } from './state.js'
 
 /** Options of `bootCluster()`. Options win over environment variables, which win over defaults. */
 export interface BootClusterOptions {
@@ -11,10 +12,17 @@ export interface BootClusterOptions {
    */
   enabled?: boolean
   /**
-   * Number of workers. Environment: `CLUSTER_WORKERS`.
+   * Number of workers, from 1 to 4 × os.availableParallelism() (up to 1024 with
+   * `allowOversubscribe`). Environment: `CLUSTER_WORKERS`.
    * @default NODE_ENV production: os.availableParallelism(); otherwise at most 2
    */
   workers?: number
+  /**
+   * Allow more than 4 workers per core (up to 1024), for workers that mostly wait.
+   * Environment: `CLUSTER_ALLOW_OVERSUBSCRIBE`.
+   * @default false
+   */
+  allowOversubscribe?: boolean
   /**
    * Port the app listens on (0 picks a free one). Environment: `PORT`.
    * @default 3000
@@ -30,6 +38,13 @@ export interface BootClusterOptions {
    * @default 10
    */
   maxRestarts?: number
+  /**
+   * Milliseconds after which a given-up slot is tried again (one start; given up again if it
+   * fails), so a slot lost while a dependency or the pids limit was in the way comes back by
+   * itself; 0 never retries. Environment: `WORKER_GIVEN_UP_RETRY_DELAY`.
+   * @default 60000
+   */
+  givenUpRetryDelay?: number
   /**
    * Delay before restarting after an early crash, doubled per crash in a row up to 30 s.
    * Environment: `WORKER_RESTART_DELAY`.
@@ -53,8 +68,9 @@ export interface BootClusterOptions {
    */
   heartbeatTimeout?: number
   /**
-   * Resident memory (bytes, or `512M`, `1G`) above which a worker is replaced gracefully.
-   * Environment: `MAX_WORKER_MEMORY`.
+   * Resident memory (bytes, or `512M`, `1G`; at least 64M) above which a worker is replaced
+   * gracefully. A worker already above it right after it starts is not recycled (that would
+   * loop): the slot is reported instead. Environment: `MAX_WORKER_MEMORY`.
    * @default undefined (off)
    */
   maxMemory?: number | string
@@ -84,10 +100,17 @@ export interface BootClusterOptions {
    */
   onPrimary?: () => void | Promise<void>
   /**
-   * Options for the clusterPlugin that bootCluster registers when the factory did not.
+   * Options for the clusterPlugin that bootCluster registers when the factory did not; checked in
+   * the primary before any worker is forked.
    * @default {}
    */
   plugin?: ClusterPluginOptions
+  /**
+   * Limits of the store the primary holds rate-limit counters and sessions in (the `primary`
+   * shared-state backend). Past them the oldest entries go, sessions holding no data first.
+   * @default { maxSessions: 100000, maxSessionBytes: 67108864, maxCounters: 100000 }
+   */
+  primaryStore?: Partial<PrimaryStoreLimits>
 }
 
 export interface MonitoringOptions {
@@ -126,6 +149,7 @@ export const DEFAULTS = {
   port: 3000,
   host: '0.0.0.0',
   maxRestarts: 10,
+  givenUpRetryDelay: 60_000,
   restartDelay: 1000,
   /** The exponential back-off stops growing here. */
   maxRestartDelay: 30_000,
@@ -136,6 +160,13 @@ export const DEFAULTS = {
   healthReportInterval: 60_000,
   /** Development runs at most this many workers. */
   developmentWorkers: 2,
+  /** Workers per core allowed without allowOversubscribe, and the count no setting goes past. */
+  workersPerCore: 4,
+  maxWorkers: 1024,
+  /** Below this, maxMemory is under any Fastify worker's own baseline. */
+  minMaxMemory: 64 * 2 ** 20,
+  /** No timeout or delay is longer than a day. */
+  primaryStore: { maxSessions: 100_000, maxSessionBytes: 64 * 2 ** 20, maxCounters: 100_000 },
   monitoring: { port: 3003, host: '127.0.0.1', scrapeTimeout: 1000 }
 } as const
 
@@ -145,6 +176,7 @@ export interface ResolvedBootOptions {
   port: number
   host: string
   maxRestarts: number
+  givenUpRetryDelay: number
   restartDelay: number
   maxRestartDelay: number
   restartWindow: number
@@ -156,14 +188,38 @@ export interface ResolvedBootOptions {
   monitoring: ResolvedMonitoringOptions | false
   onPrimary: (() => void | Promise<void>) | undefined
   plugin: ClusterPluginOptions
+  primaryStore: PrimaryStoreLimits
 }
 
-const KNOWN = new Set(['enabled', 'workers', 'port', 'host', 'maxRestarts', 'restartDelay', 'restartWindow', 'readyTimeout',
-  'heartbeatTimeout', 'maxMemory', 'gracefulTimeout', 'healthReportInterval', 'monitoring', 'onPrimary', 'plugin'])
+const KNOWN = new Set(['enabled', 'workers', 'allowOversubscribe', 'port', 'host', 'maxRestarts', 'givenUpRetryDelay', 'restartDelay',
+  'restartWindow', 'readyTimeout', 'heartbeatTimeout', 'maxMemory', 'gracefulTimeout', 'healthReportInterval', 'monitoring', 'onPrimary',
+  'plugin', 'primaryStore'])
 
 function defaultWorkers (env: Env): number {
   const cores = os.availableParallelism()
   return env.NODE_ENV === 'production' ? cores : Math.min(DEFAULTS.developmentWorkers, cores)
+}
+
+/** A worker count past a few per core is a typo or a fork bomb, unless the user says otherwise. */
+function readWorkers (options: BootClusterOptions, env: Env): number {
+  const oversubscribe = readBoolean(options.allowOversubscribe, { option: 'allowOversubscribe', env: 'CLUSTER_ALLOW_OVERSUBSCRIBE' }, env, false)
+  const cores = os.availableParallelism()
+  const max = oversubscribe ? DEFAULTS.maxWorkers : Math.min(DEFAULTS.maxWorkers, DEFAULTS.workersPerCore * cores)
+  const expected = oversubscribe
+    ? `a whole number of workers >= 1 and <= ${max}`
+    : `a whole number of workers >= 1 and <= ${max} (${DEFAULTS.workersPerCore} per core on ${cores} cores; allowOversubscribe or CLUSTER_ALLOW_OVERSUBSCRIBE=true allows up to ${DEFAULTS.maxWorkers})`
+  return readInteger(options.workers, { option: 'workers', env: 'CLUSTER_WORKERS' }, env, Math.min(defaultWorkers(env), max), 1, expected, max)
+}
+
+function resolvePrimaryStore (given: Partial<PrimaryStoreLimits> | undefined): PrimaryStoreLimits {
+  if (given !== undefined && (typeof given !== 'object' || given === null)) throw new FCK_INVALID_OPTION('primaryStore', String(given), 'an object')
+  const limits: PrimaryStoreLimits = { ...DEFAULTS.primaryStore }
+  for (const key of Object.keys(given ?? {})) {
+    if (!(key in limits)) throw new FCK_INVALID_OPTION(`primaryStore.${key}`, 'an unknown option', Object.keys(limits).join(', '))
+    const name = key as keyof PrimaryStoreLimits
+    limits[name] = readInteger(given?.[name], { option: `primaryStore.${name}` }, {}, limits[name], 1)
+  }
+  return limits
 }
 
 export function resolveBootOptions (options: BootClusterOptions, env: Env): ResolvedBootOptions {
@@ -181,21 +237,23 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env): Reso
   }
   return {
     enabled: readBoolean(options.enabled, { option: 'enabled', env: 'ENABLE_CLUSTERING' }, env, env.NODE_ENV !== 'test'),
-    workers: readInteger(options.workers, { option: 'workers', env: 'CLUSTER_WORKERS' }, env, defaultWorkers(env), 1, 'a whole number of workers >= 1'),
+    workers: readWorkers(options, env),
     port: readInteger(options.port, { option: 'port', env: 'PORT' }, env, DEFAULTS.port, 0, 'a port number from 0 to 65535', 65535),
     host,
-    maxRestarts: readInteger(options.maxRestarts, { option: 'maxRestarts', env: 'MAX_WORKER_RESTARTS' }, env, DEFAULTS.maxRestarts, 0),
+    maxRestarts: readInteger(options.maxRestarts, { option: 'maxRestarts', env: 'MAX_WORKER_RESTARTS' }, env, DEFAULTS.maxRestarts, 0, 'a whole number >= 0 and <= 1000', 1000),
+    givenUpRetryDelay: readMs(options.givenUpRetryDelay, { option: 'givenUpRetryDelay', env: 'WORKER_GIVEN_UP_RETRY_DELAY' }, env, DEFAULTS.givenUpRetryDelay),
     restartDelay: readMs(options.restartDelay, { option: 'restartDelay', env: 'WORKER_RESTART_DELAY' }, env, DEFAULTS.restartDelay),
     maxRestartDelay: DEFAULTS.maxRestartDelay,
     restartWindow: readMs(options.restartWindow, { option: 'restartWindow' }, env, DEFAULTS.restartWindow),
     readyTimeout: readMs(options.readyTimeout, { option: 'readyTimeout' }, env, DEFAULTS.readyTimeout, 1),
     heartbeatTimeout: readMs(options.heartbeatTimeout, { option: 'heartbeatTimeout' }, env, DEFAULTS.heartbeatTimeout, 100),
-    maxMemory: readBytes(options.maxMemory, { option: 'maxMemory', env: 'MAX_WORKER_MEMORY' }, env, undefined),
+    maxMemory: readBytes(options.maxMemory, { option: 'maxMemory', env: 'MAX_WORKER_MEMORY' }, env, undefined, DEFAULTS.minMaxMemory),
     gracefulTimeout: readMs(options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, DEFAULTS.gracefulTimeout, 1),
     healthReportInterval: readMs(options.healthReportInterval, { option: 'healthReportInterval', env: 'CLUSTER_HEALTH_REPORT_INTERVAL' }, env, DEFAULTS.healthReportInterval),
     monitoring: resolveMonitoring(options.monitoring, env),
     onPrimary: options.onPrimary,
-    plugin: options.plugin ?? {}
+    plugin: options.plugin ?? {},
+    primaryStore: resolvePrimaryStore(options.primaryStore)
   }
 }
 

@@ -1,3 +1,4 @@
+import type { ResolvedBootOptions } from './options.js'
 import type { Slot } from './slot.js'
 import type { ClusterHealth, ClusterStats, WorkerStats } from './types.js'
 
@@ -12,6 +13,8 @@ function workerStats (slot: Slot, now: number): WorkerStats {
     state: slot.state,
     uptime: entry === undefined ? 0 : Math.round((now - entry.forkedAt) / 100) / 10,
     restarts: slot.restarts,
+    recycles: slot.recycles,
+    recyclingStopped: slot.recyclingStopped ?? null,
     memory: sample === undefined ? null : { rss: sample.rss, heapUsed: sample.heapUsed, heapTotal: sample.heapTotal },
     cpu: sample?.cpu.percent ?? null,
     eventLoop: sample?.eventLoop ?? null,
@@ -24,26 +27,28 @@ export function fewerThanHalfAlive (alive: number, expected: number): boolean {
   return alive * 2 < expected
 }
 
-export function buildHealth (slots: readonly Slot[], maxRestarts: number): ClusterHealth {
+export function buildHealth (slots: readonly Slot[], { maxRestarts }: Pick<ResolvedBootOptions, 'maxRestarts'>): ClusterHealth {
   const alive = slots.filter((slot) => slot.alive).length
   const expected = slots.length
   const warnings: string[] = []
   for (const slot of slots) {
     if (slot.state === 'given-up') warnings.push(`worker ${slot.id} gave up after ${maxRestarts} restarts (early crashes in a row)`)
+    if (slot.recyclingStopped !== undefined) warnings.push(`worker ${slot.id} ${slot.recyclingStopped}: memory recycling stopped`)
   }
   if (fewerThanHalfAlive(alive, expected)) warnings.push(`only ${alive} of ${expected} workers alive`)
   const healthy = warnings.length === 0
   return { status: healthy ? 'ok' : 'degraded', healthy, alive, expected, warnings }
 }
 
-export function buildStats (slots: readonly Slot[], health: ClusterHealth): ClusterStats {
+export function buildStats (slots: readonly Slot[], health: ClusterHealth, guard: number | undefined): ClusterStats {
   const now = Date.now()
   const memory = process.memoryUsage()
   return {
     primary: {
       pid: process.pid,
       uptime: Math.round(process.uptime() * 10) / 10,
-      memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal }
+      memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal },
+      guard: guard ?? null
     },
     workers: slots.map((slot) => workerStats(slot, now)),
     alive: health.alive,

@@ -29,6 +29,8 @@ const worker = {
     state: { type: 'string' },
     uptime: { type: 'number' },
     restarts: { type: 'integer' },
+    recycles: { type: 'integer' },
+    recyclingStopped: nullable({ type: 'string' }),
     memory: nullable(memory),
     cpu: nullable({ type: 'number' }),
     eventLoop: nullable({
@@ -42,7 +44,7 @@ const worker = {
 export const statsSchema = {
   type: 'object',
   properties: {
-    primary: { type: 'object', properties: { pid: { type: 'integer' }, uptime: { type: 'number' }, memory } },
+    primary: { type: 'object', properties: { pid: { type: 'integer' }, uptime: { type: 'number' }, memory, guard: nullable({ type: 'integer' }) } },
     workers: { type: 'array', items: worker },
     alive: { type: 'integer' },
     expected: { type: 'integer' },

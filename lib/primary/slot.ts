@@ -5,25 +5,51 @@ import type { WorkerSample } from '../protocol.js'
  * The life of a worker slot. The state always describes the slot's current worker; a
  * replacement being started for it (a candidate, during a reload or recycle) is invisible until
  * it is promoted, and a worker it replaced drains outside the slot.
- *
- *   stopped  → starting                    the first fork, or a replacement after a clean exit
- *   starting → ready                       the worker listens (`fck:ready`)
- *   ready    → ready                       a candidate was promoted in place of a ready worker
- *   any live → draining                    the worker began a graceful shutdown
- *   any live → crashed | stopped           the worker exited (non-zero or signal | code 0)
- *   crashed  → starting                    restart, at once or after back-off
- *   crashed, stopped → given-up            too many early crashes in a row
- *   crashed, stopped, given-up → ready     a candidate (reload) was promoted into an empty slot
  */
 export type SlotState = 'starting' | 'ready' | 'draining' | 'stopped' | 'crashed' | 'given-up'
 
-const TRANSITIONS: Readonly<Record<SlotState, readonly SlotState[]>> = {
-  starting: ['ready', 'draining', 'crashed', 'stopped'],
-  ready: ['ready', 'draining', 'crashed', 'stopped'],
-  draining: ['crashed', 'stopped'],
-  crashed: ['starting', 'given-up', 'ready', 'stopped'],
-  stopped: ['starting', 'given-up', 'ready'],
-  'given-up': ['ready', 'stopped']
+/**
+ * What can happen to a slot. `fork`, `give-up` and `promote` are the supervisor's decisions;
+ * the others are news of the current worker.
+ *
+ * - `fork`: a new current worker is started (first start, restart, retry of a given-up slot)
+ * - `listening`: the current worker listens
+ * - `promote`: a candidate (reload, recycle) listens and becomes the current worker
+ * - `drain`: the current worker began a graceful shutdown (ours, or a signal from outside)
+ * - `exit` / `crash`: the current worker exited with code 0 / otherwise (or could not be forked)
+ * - `give-up`: too many early crashes in a row
+ */
+export type SlotEvent = 'fork' | 'listening' | 'promote' | 'drain' | 'exit' | 'crash' | 'give-up'
+
+export const SLOT_STATES: readonly SlotState[] = ['starting', 'ready', 'draining', 'stopped', 'crashed', 'given-up']
+export const SLOT_EVENTS: readonly SlotEvent[] = ['fork', 'listening', 'promote', 'drain', 'exit', 'crash', 'give-up']
+
+/** States in which the slot has a current worker. */
+const LIVE: ReadonlySet<SlotState> = new Set(['starting', 'ready', 'draining'])
+
+/**
+ * The whole transition table, total: every (state, event) pair has an answer, so no news from a
+ * worker and no decision of the supervisor can leave a slot in a state the table does not know.
+ * News of a worker the slot does not have, and a fork or give-up while it has one, change nothing.
+ *
+ *   any            --promote-->   ready       a candidate took the slot (the worker it replaced is retired)
+ *   stopped, crashed, given-up --fork-->      starting
+ *   crashed, stopped --give-up--> given-up
+ *   starting       --listening--> ready
+ *   starting, ready --drain-->    draining
+ *   starting, ready, draining --exit | crash--> stopped | crashed
+ */
+export function nextState (state: SlotState, event: SlotEvent): SlotState {
+  const live = LIVE.has(state)
+  switch (event) {
+    case 'promote': return 'ready'
+    case 'fork': return live ? state : 'starting'
+    case 'give-up': return live || state === 'given-up' ? state : 'given-up'
+    case 'listening': return state === 'starting' ? 'ready' : state
+    case 'drain': return state === 'starting' || state === 'ready' ? 'draining' : state
+    case 'exit': return live ? 'stopped' : state
+    case 'crash': return live ? 'crashed' : state
+  }
 }
 
 /** One forked process and what the primary knows of it. */
@@ -34,12 +60,16 @@ export interface WorkerEntry {
   forkedAt: number
   readyAt: number | undefined
   lastHeartbeat: number
+  /** Heartbeats received since it listens. */
+  heartbeats: number
+  /** Started to replace a worker that used more than maxMemory. */
+  replacesOverLimit: boolean
   sample: WorkerSample | undefined
   /** Why the primary ended it, or what it said before failing; reported when it exits. */
   failure: string | undefined
   /** Settles when it listens (resolves) or exits first (rejects). */
   ready: Promise<void>
-  /** Settles when it has exited. */
+  /** Settles when it has exited (or could not be forked). */
   exited: Promise<void>
 }
 
@@ -51,7 +81,7 @@ export interface TransitionDetail {
   delay?: number
 }
 
-export type TransitionListener = (slot: Slot, from: SlotState, to: SlotState, detail: TransitionDetail) => void
+export type TransitionListener = (slot: Slot, from: SlotState, event: SlotEvent, detail: TransitionDetail) => void
 
 export class Slot {
   state: SlotState = 'stopped'
@@ -59,17 +89,21 @@ export class Slot {
   candidate: WorkerEntry | undefined
   /** Workers started after the first one. */
   restarts = 0
+  /** Workers replaced because they used too much memory. */
+  recycles = 0
   /** Early crashes in a row; a worker that ran through the restart window resets it. */
   earlyCrashes = 0
+  /** Why memory recycling is off for this slot (its workers start above maxMemory). */
+  recyclingStopped: string | undefined
   restartTimer: NodeJS.Timeout | undefined
 
   constructor (readonly id: number, private readonly onTransition: TransitionListener) {}
 
-  transition (to: SlotState, detail: TransitionDetail = {}): void {
+  /** Applies an event; the listener hears every change of state, and every promotion. */
+  apply (event: SlotEvent, detail: TransitionDetail = {}): void {
     const from = this.state
-    if (!TRANSITIONS[from].includes(to)) throw new Error(`worker slot ${this.id}: no transition from ${from} to ${to}`)
-    this.state = to
-    this.onTransition(this, from, to, detail)
+    this.state = nextState(from, event)
+    if (this.state !== from || event === 'promote') this.onTransition(this, from, event, detail)
   }
 
   get alive (): boolean {

@@ -1,34 +1,61 @@
 import type { StateRequest } from '../protocol.js'
 
-/** Entries kept per kind; past it, the oldest entries go first (Map keeps insertion order). */
-const MAX_ENTRIES = 100_000
 const SWEEP_INTERVAL = 10_000
+
+/** Limits of the primary store (the `primaryStore` option of bootCluster). */
+export interface PrimaryStoreLimits {
+  /** Sessions held at most, with and without data. */
+  maxSessions: number
+  /** Bytes of session JSON held at most. */
+  maxSessionBytes: number
+  /** Rate-limit counters held at most. */
+  maxCounters: number
+}
+
+export interface StoreSize {
+  sessions: number
+  emptySessions: number
+  sessionBytes: number
+  counters: number
+  limits: PrimaryStoreLimits
+  evictions: { session: number, empty_session: number, counter: number }
+}
+
+interface StoredSession { data: string, expiresAt: number }
 
 /**
  * The primary's shared state: rate-limit counters and sessions that every worker reaches over
  * IPC (the `primary` backend). Counters expire with their window and sessions with their TTL;
- * a sweep drops expired entries and the size is capped, so memory stays bounded.
+ * a sweep drops expired entries, and the limits bound what stays.
+ *
+ * Sessions that hold no data (only their cookie) are kept apart and evicted first: traffic that
+ * never signs in can fill the store with those, and must not log out the people who did.
+ * Within each kind the oldest go first (a Map keeps insertion order; a write moves an entry to the end).
  */
 export class SharedState {
   readonly #counters = new Map<string, { current: number, resetAt: number }>()
-  readonly #sessions = new Map<string, { session: unknown, expiresAt: number }>()
+  readonly #sessions = new Map<string, StoredSession>()
+  readonly #empty = new Map<string, StoredSession>()
+  #sessionBytes = 0
+  readonly #evictions = { session: 0, empty_session: 0, counter: 0 }
   readonly #sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL).unref()
+
+  constructor (private readonly limits: PrimaryStoreLimits) {}
 
   handle (request: StateRequest, now = Date.now()): unknown {
     switch (request.op) {
       case 'incr': return this.#incr(request, now)
       case 'session:get': {
-        const entry = this.#sessions.get(request.key)
+        const entry = this.#sessions.get(request.key) ?? this.#empty.get(request.key)
         if (entry === undefined || entry.expiresAt <= now) return null
-        return entry.session
+        return entry.data
       }
       case 'session:set':
-        this.#sessions.delete(request.key)
-        this.#sessions.set(request.key, { session: request.session, expiresAt: now + request.ttl })
-        trim(this.#sessions)
+        this.#removeSession(request.key)
+        this.#addSession(request.key, { data: request.data, expiresAt: now + request.ttl }, request.empty)
         return null
       case 'session:destroy':
-        this.#sessions.delete(request.key)
+        this.#removeSession(request.key)
         return null
     }
   }
@@ -40,7 +67,7 @@ export class SharedState {
       this.#counters.delete(key)
       entry = { current: 0, resetAt: now + timeWindow }
       this.#counters.set(key, entry)
-      trim(this.#counters)
+      while (this.#counters.size > this.limits.maxCounters) this.#evictOldest(this.#counters, 'counter')
     }
     entry.current++
     // continueExceeding: a client over the limit keeps its window open until it stops.
@@ -48,23 +75,52 @@ export class SharedState {
     return { current: entry.current, ttl: entry.resetAt - now }
   }
 
-  #sweep (now = Date.now()): void {
-    for (const [key, entry] of this.#counters) if (entry.resetAt <= now) this.#counters.delete(key)
-    for (const [key, entry] of this.#sessions) if (entry.expiresAt <= now) this.#sessions.delete(key)
+  #addSession (key: string, entry: StoredSession, empty: boolean): void {
+    (empty ? this.#empty : this.#sessions).set(key, entry)
+    this.#sessionBytes += entry.data.length
+    const { maxSessions, maxSessionBytes } = this.limits
+    while (this.#sessions.size + this.#empty.size > maxSessions || this.#sessionBytes > maxSessionBytes) {
+      if (this.#empty.size > 0) this.#evictOldest(this.#empty, 'empty_session')
+      else this.#evictOldest(this.#sessions, 'session')
+    }
   }
 
-  get size (): { counters: number, sessions: number } {
-    return { counters: this.#counters.size, sessions: this.#sessions.size }
+  #removeSession (key: string): void {
+    for (const map of [this.#sessions, this.#empty]) {
+      const entry = map.get(key)
+      if (entry === undefined) continue
+      map.delete(key)
+      this.#sessionBytes -= entry.data.length
+    }
+  }
+
+  #evictOldest (map: Map<string, unknown>, kind: keyof StoreSize['evictions']): void {
+    const oldest = map.keys().next()
+    if (oldest.done === true) return
+    if (kind === 'counter') map.delete(oldest.value)
+    else this.#removeSession(oldest.value)
+    this.#evictions[kind]++
+  }
+
+  #sweep (now = Date.now()): void {
+    for (const [key, entry] of this.#counters) if (entry.resetAt <= now) this.#counters.delete(key)
+    for (const map of [this.#sessions, this.#empty]) {
+      for (const [key, entry] of map) if (entry.expiresAt <= now) this.#removeSession(key)
+    }
+  }
+
+  size (): StoreSize {
+    return {
+      sessions: this.#sessions.size,
+      emptySessions: this.#empty.size,
+      sessionBytes: this.#sessionBytes,
+      counters: this.#counters.size,
+      limits: { ...this.limits },
+      evictions: { ...this.#evictions }
+    }
   }
 
   stop (): void {
     clearInterval(this.#sweeper)
-  }
-}
-
-function trim (map: Map<string, unknown>): void {
-  for (const key of map.keys()) {
-    if (map.size <= MAX_ENTRIES) return
-    map.delete(key)
   }
 }

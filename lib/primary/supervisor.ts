@@ -1,39 +1,55 @@
 import cluster, { type Worker } from 'node:cluster'
 import type { FastifyInstance } from 'fastify'
 import { EventEmitter } from 'node:events'
+import { Correlator } from '../correlator.js'
 import { FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_START_FAILED } from '../errors.js'
-import { isWorkerMessage, sendToWorker, type WorkerMessage } from '../protocol.js'
-import type { ResolvedBootOptions } from './options.js'
+import { workerEnv } from '../identity.js'
+import { isWorkerMessage, sendToWorker, type MetricJSON, type WorkerMessage } from '../protocol.js'
 import { HandoffRescue } from './handoff.js'
 import type { PrimaryLogger } from './log.js'
+import type { ResolvedBootOptions } from './options.js'
+import { OrphanGuard } from './orphan-guard.js'
 import { buildHealth, buildStats, fewerThanHalfAlive, formatReport } from './report.js'
+import { RestartPolicy } from './restart-policy.js'
 import { SharedState } from './state.js'
-import { Slot, type SlotState, type TransitionDetail, type WorkerEntry } from './slot.js'
+import { Slot, type SlotEvent, type SlotState, type TransitionDetail, type WorkerEntry } from './slot.js'
 import type { ClusterEvents, ClusterHandle, ClusterHealth, ClusterStats, ReloadResult } from './types.js'
 
 const WATCH_INTERVAL = 250
 /** Past the workers' own gracefulTimeout, the primary waits this much longer before SIGKILL. */
 const KILL_MARGIN = 2000
+/**
+ * A drain is judged for health a moment later, not at once: a terminal's Ctrl-C reaches the
+ * workers too, and their "draining" news can arrive before the primary's own signal handler has run.
+ */
+const HEALTH_SETTLE = 200
 
 /**
  * The primary: forks one worker per slot, and restarts, reloads, recycles and stops them.
- * Slot states and their transitions live in slot.ts; every event is emitted from `#onTransition`.
+ * Slot states and their transitions live in slot.ts, when to restart in restart-policy.ts;
+ * every event is emitted from `#onTransition`.
  */
 export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHandle {
   readonly #slots: Slot[]
   readonly #entries = new Set<WorkerEntry>()
   readonly #rescue = new HandoffRescue()
+  readonly #scrapes = new Correlator<MetricJSON[]>()
+  readonly #restarts: RestartPolicy
+  #guard: OrphanGuard | undefined
   #starting = true
   #stopping: Promise<boolean> | undefined
   #reloading: Promise<ReloadResult> | undefined
   #healthy = true
+  #healthTimer: NodeJS.Timeout | undefined
   #timers: NodeJS.Timeout[] = []
   #monitoring: FastifyInstance | undefined
-  readonly #state = new SharedState()
+  readonly #state: SharedState
 
   constructor (private readonly options: ResolvedBootOptions, private readonly log: PrimaryLogger) {
     super()
     this.#slots = Array.from({ length: options.workers }, (_, id) => new Slot(id, this.#onTransition))
+    this.#restarts = new RestartPolicy(options, (slot, delay) => { this.#startSlot(slot, { delay }).catch(() => {}) })
+    this.#state = new SharedState(options.primaryStore)
   }
 
   /**
@@ -42,11 +58,12 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
    */
   async start (): Promise<void> {
     this.#installSignals()
+    this.#guard = new OrphanGuard(this.log)
     this.log.info({ workers: this.options.workers, port: this.options.port }, 'cluster starting')
     const started = Date.now()
     const monitoring = this.#startMonitoring()
     try {
-      await Promise.all([monitoring, ...this.#slots.map(async (slot) => await this.#startSlot(slot).ready.catch((error: Error) => {
+      await Promise.all([monitoring, ...this.#slots.map(async (slot) => await this.#startSlot(slot).catch((error: Error) => {
         throw new FCK_START_FAILED(String(slot.id), error.message)
       }))])
     } catch (error) {
@@ -64,17 +81,22 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
 
   async #startMonitoring (): Promise<void> {
     if (this.options.monitoring === false) return
-    // Loaded only when on: Fastify costs a primary that does not otherwise import it ~20 MB.
+    // Loaded only when on: a primary without monitoring does not load Fastify at all.
     const { startMonitoring } = await import('./monitoring.js')
     this.#monitoring = await startMonitoring(this, this.options.monitoring, this.log)
   }
 
   stats (): ClusterStats {
-    return buildStats(this.#slots, this.health())
+    return buildStats(this.#slots, this.health(), this.#guard?.pid)
   }
 
   health (): ClusterHealth {
-    return buildHealth(this.#slots, this.options.maxRestarts)
+    return buildHealth(this.#slots, this.options)
+  }
+
+  /** What the primary's shared store holds, for /metrics. */
+  storeSize (): ReturnType<SharedState['size']> {
+    return this.#state.size()
   }
 
   async reload (): Promise<ReloadResult> {
@@ -92,6 +114,12 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   /** Each slot's current worker that listens: the ones traffic and scrapes go to. */
   servingWorkers (): Array<{ id: string, worker: Worker }> {
     return this.#slots.flatMap((slot) => slot.worker?.readyAt === undefined ? [] : [{ id: String(slot.id), worker: slot.worker.worker }])
+  }
+
+  /** One worker's metrics for a scrape; rejects when it does not answer in `timeout` ms or exits. */
+  async workerMetrics (worker: Worker, timeout: number): Promise<MetricJSON[]> {
+    return await this.#scrapes.request((id) => sendToWorker(worker, { type: 'fck:metrics-request', id }), timeout,
+      () => new Error(`no metrics within ${timeout} ms`), worker)
   }
 
   async shutdown (): Promise<void> {
@@ -117,10 +145,20 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     }
   }
 
-  /** Starts a candidate for the slot and, once it listens, promotes it and drains the old worker. */
-  async #replace (slot: Slot, reason: string): Promise<void> {
+  /**
+   * Starts a candidate for the slot and, once it listens, promotes it and retires the worker it
+   * replaces, whatever that one is doing (starting, serving, draining on its own): in every state
+   * the slot ends with the candidate as its one current worker.
+   */
+  async #replace (slot: Slot, reason: string, overLimit = false): Promise<void> {
     if (this.#stopping !== undefined) throw new FCK_SHUTTING_DOWN()
-    const candidate = this.#fork(slot, 'candidate')
+    let candidate: WorkerEntry
+    try {
+      candidate = this.#fork(slot, 'candidate')
+      candidate.replacesOverLimit = overLimit
+    } catch (error) {
+      throw new Error(`worker ${slot.id}: replacement ${(error as Error).message}`)
+    }
     slot.candidate = candidate
     try {
       await candidate.ready
@@ -129,40 +167,58 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     } finally {
       if (slot.candidate === candidate) slot.candidate = undefined
     }
+    if (this.#stopping !== undefined) throw new FCK_SHUTTING_DOWN()
     const old = slot.worker
     clearTimeout(slot.restartTimer)
     candidate.role = 'current'
     slot.worker = candidate
     slot.earlyCrashes = 0
-    slot.transition('ready', { pid: candidate.worker.process.pid, reason })
+    slot.apply('promote', { pid: candidate.worker.process.pid, reason })
     if (old !== undefined) await this.#retire(old, reason)
   }
 
   /** Drains a worker that is no longer its slot's current one; kills it if it outstays the drain. */
   async #retire (entry: WorkerEntry, reason: string): Promise<void> {
     entry.role = 'retiring'
-    sendToWorker(entry.worker, { type: 'fck:shutdown', reason })
+    // A worker that does not listen yet has no drain to run: a plain SIGTERM ends it.
+    if (entry.readyAt === undefined) entry.worker.process.kill('SIGTERM')
+    else sendToWorker(entry.worker, { type: 'fck:shutdown', reason })
     const timer = setTimeout(() => entry.worker.process.kill('SIGKILL'), this.options.gracefulTimeout + KILL_MARGIN)
     await entry.exited
     clearTimeout(timer)
   }
 
-  #startSlot (slot: Slot, detail: TransitionDetail = {}): WorkerEntry {
-    const entry = this.#fork(slot, 'current')
+  /** Forks the slot's current worker; resolves once it listens. */
+  #startSlot (slot: Slot, detail: TransitionDetail = {}): Promise<void> {
+    let entry: WorkerEntry
+    try {
+      entry = this.#fork(slot, 'current')
+    } catch (error) {
+      // Thrown at once (ENOMEM, say) rather than emitted: a failed start all the same.
+      slot.apply('fork', detail)
+      slot.apply('crash', { reason: (error as Error).message })
+      if (!this.#starting && this.#stopping === undefined) this.#restarts.afterExit(slot, undefined)
+      return Promise.reject(error)
+    }
     slot.worker = entry
-    slot.transition('starting', { ...detail, pid: entry.worker.process.pid })
+    slot.apply('fork', { ...detail, pid: entry.worker.process.pid })
     entry.ready.catch(() => {}) // a failed start is handled when the worker exits
-    return entry
+    return entry.ready
   }
 
   #fork (slot: Slot, role: WorkerEntry['role']): WorkerEntry {
-    const worker = cluster.fork({
-      WORKER_ID: String(slot.id),
-      CLUSTER_WORKER: 'true',
-      GRACEFUL_SHUTDOWN_TIMEOUT: String(this.options.gracefulTimeout)
-    })
+    let worker: Worker
+    try {
+      // Only what the worker needs on top of the primary's environment, which cluster.fork() passes on.
+      worker = cluster.fork(workerEnv({}, slot.id, this.options, !this.#starting))
+    } catch (error) {
+      const message = `could not be forked: ${(error as Error).message}`
+      this.log.error({ err: error, workerId: String(slot.id) }, `worker ${slot.id} ${message}`)
+      throw new Error(message)
+    }
     let onReady!: () => void
     let onFailed!: (error: Error) => void
+    let onGone!: () => void
     const entry: WorkerEntry = {
       worker,
       slot,
@@ -170,17 +226,32 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       forkedAt: Date.now(),
       readyAt: undefined,
       lastHeartbeat: 0,
+      heartbeats: 0,
+      replacesOverLimit: false,
       sample: undefined,
       failure: undefined,
       ready: new Promise((resolve, reject) => { onReady = resolve; onFailed = reject }),
-      exited: new Promise((resolve) => worker.once('exit', () => resolve()))
+      exited: new Promise((resolve) => { onGone = resolve })
     }
     this.#entries.add(entry)
+    this.#updateGuard()
     this.#rescue.watch(worker)
     const readyTimer = setTimeout(() => {
       entry.failure = `did not listen within readyTimeout (${this.options.readyTimeout} ms)`
       worker.process.kill('SIGKILL')
     }, this.options.readyTimeout)
+    const gone = (code: number | null, signal: string | null): void => {
+      clearTimeout(readyTimer)
+      if (!this.#entries.delete(entry)) return
+      this.#updateGuard()
+      this.#scrapes.cancel(new Error('the worker exited'), worker)
+      this.#rescueConnections(entry)
+      if (entry.readyAt === undefined) {
+        onFailed(new Error(entry.failure ?? `exited (${describeExit(code, signal)}) before listening`))
+      }
+      this.#onExit(entry, code, signal)
+      onGone()
+    }
     worker.on('message', (message: unknown) => {
       if (!isWorkerMessage(message)) return
       if (message.type === 'fck:ready') {
@@ -191,16 +262,23 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       }
       this.#onMessage(entry, message)
     })
-    worker.once('exit', (code: number | null, signal: string | null) => {
-      clearTimeout(readyTimer)
-      this.#entries.delete(entry)
-      this.#rescueConnections(entry)
-      if (entry.readyAt === undefined) {
-        onFailed(new Error(entry.failure ?? `exited (${describeExit(code, signal)}) before listening`))
+    worker.once('exit', gone)
+    // A fork the system refuses (EAGAIN under a pids limit, ENOMEM) emits 'error' and never
+    // 'exit': it is a failed start of the slot like any other, never an unhandled error.
+    worker.on('error', (error: Error) => {
+      if (worker.process.pid !== undefined) {
+        this.log.warn({ err: error, workerId: String(slot.id), workerPid: worker.process.pid }, `worker ${slot.id}: ${error.message}`)
+        return
       }
-      this.#onExit(entry, code, signal)
+      entry.failure = `could not be forked: ${error.message}`
+      this.log.error({ err: error, workerId: String(slot.id) }, `worker ${slot.id} ${entry.failure}`)
+      gone(null, null)
     })
     return entry
+  }
+
+  #updateGuard (): void {
+    this.#guard?.update([...this.#entries].map((entry) => entry.worker.process.pid))
   }
 
   /** Hands a connection the dead worker never acknowledged to a live worker (see handoff.ts). */
@@ -208,29 +286,32 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     const heir = [...this.#entries].find((entry) => entry.readyAt !== undefined && entry.role !== 'retiring' && entry.worker.isConnected())
     const count = this.#rescue.release(dead.worker, heir?.worker)
     if (count > 0) {
-      this.log.warn({ workerId: String(dead.slot.id), pid: dead.worker.process.pid, heir: heir?.worker.process.pid },
+      this.log.warn({ workerId: String(dead.slot.id), workerPid: dead.worker.process.pid, heir: heir?.worker.process.pid },
         `${count} connection(s) being handed to the dead worker ${heir === undefined ? 'wait for the next ready worker' : 'sent to another worker'}`)
     }
   }
 
   #onMessage (entry: WorkerEntry, message: WorkerMessage): void {
     const { slot } = entry
+    const current = entry.role === 'current' && slot.worker === entry
     switch (message.type) {
       case 'fck:ready':
-        if (entry.role === 'current' && slot.worker === entry) slot.transition('ready', { pid: message.pid })
+        if (current) slot.apply('listening', { pid: message.pid })
         break
       case 'fck:heartbeat':
         entry.lastHeartbeat = Date.now()
         entry.sample = message.sample
+        if (entry.readyAt !== undefined) entry.heartbeats++
         this.#checkMemory(entry)
         break
       case 'fck:draining':
-        if (entry.role === 'current' && slot.worker === entry && slot.state !== 'draining') {
-          slot.transition('draining', { pid: message.pid, reason: message.reason })
-        }
+        if (current) slot.apply('drain', { pid: message.pid, reason: message.reason })
         break
       case 'fck:failed':
         entry.failure = `failed to start: ${message.error.message}`
+        break
+      case 'fck:metrics':
+        this.#scrapes.settle(message.id, message.metrics)
         break
       case 'fck:state':
         sendToWorker(entry.worker, { type: 'fck:state-result', id: message.id, value: this.#state.handle(message.request) })
@@ -246,43 +327,38 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       return
     }
     slot.worker = undefined
-    const to: SlotState = code === 0 ? 'stopped' : 'crashed'
-    slot.transition(to, { pid, code, signal, reason: entry.failure })
+    slot.apply(code === 0 ? 'exit' : 'crash', { pid, code, signal, reason: entry.failure })
     // A failure before listening during the first start aborts the start (see start()).
     if (this.#stopping !== undefined || (this.#starting && entry.readyAt === undefined)) return
     if (slot.candidate !== undefined) return // a reload or recycle is already bringing up its successor
-    this.#scheduleRestart(slot, entry)
+    this.#restarts.afterExit(slot, entry.readyAt)
   }
 
-  #scheduleRestart (slot: Slot, last: WorkerEntry): void {
-    const { restartDelay, maxRestartDelay, maxRestarts, restartWindow } = this.options
-    const stable = last.readyAt !== undefined && Date.now() - last.readyAt >= restartWindow
-    let delay = 0
-    if (stable) {
-      slot.earlyCrashes = 0
-    } else {
-      slot.earlyCrashes++
-      if (slot.earlyCrashes > maxRestarts) {
-        slot.transition('given-up', { reason: `${slot.earlyCrashes} early crashes in a row` })
-        return
-      }
-      delay = Math.min(restartDelay * 2 ** (slot.earlyCrashes - 1), maxRestartDelay)
-    }
-    slot.restartTimer = setTimeout(() => {
-      if (this.#stopping !== undefined || slot.worker !== undefined) return
-      slot.restarts++
-      this.#startSlot(slot, { delay })
-    }, delay)
-  }
-
+  /**
+   * Recycles a worker above maxMemory. A replacement that is itself above it at its first
+   * heartbeat starts above it: recycling again would loop, so recycling stops for that slot (and
+   * health says why) until a worker of the slot starts below the limit.
+   */
   #checkMemory (entry: WorkerEntry): void {
     const { maxMemory } = this.options
-    const { slot } = entry
-    if (maxMemory === undefined || entry.sample === undefined || entry.sample.rss <= maxMemory) return
-    if (entry.role !== 'current' || slot.state !== 'ready' || slot.candidate !== undefined || this.#reloading !== undefined) return
-    const reason = `rss ${entry.sample.rss} bytes above maxMemory ${maxMemory}`
-    this.log.warn({ workerId: String(slot.id), pid: entry.worker.process.pid, rss: entry.sample.rss, maxMemory }, 'recycling worker: memory')
-    this.#replace(slot, reason).catch((error: Error) => this.log.error({ err: error }, 'memory recycle failed; the worker keeps serving'))
+    const { slot, sample } = entry
+    if (maxMemory === undefined || sample === undefined || entry.readyAt === undefined || entry.role !== 'current') return
+    const over = sample.rss > maxMemory
+    if (entry.heartbeats === 1 && over && entry.replacesOverLimit && slot.recyclingStopped === undefined) {
+      slot.recyclingStopped = `starts above maxMemory (rss ${sample.rss} > ${maxMemory} bytes)`
+      this.log.error({ workerId: String(slot.id), workerPid: entry.worker.process.pid, rss: sample.rss, maxMemory },
+        `worker ${slot.id} ${slot.recyclingStopped}: memory recycling stopped for it, since every replacement would be recycled again; raise maxMemory`)
+      this.#checkHealth()
+    } else if (entry.heartbeats === 1 && !over && slot.recyclingStopped !== undefined) {
+      slot.recyclingStopped = undefined
+      this.log.info({ workerId: String(slot.id) }, `worker ${slot.id} starts below maxMemory again: memory recycling resumed`)
+      this.#checkHealth()
+    }
+    if (!over || slot.recyclingStopped !== undefined || slot.state !== 'ready' || slot.candidate !== undefined || this.#reloading !== undefined) return
+    const reason = `rss ${sample.rss} bytes above maxMemory ${maxMemory}`
+    slot.recycles++
+    this.log.warn({ workerId: String(slot.id), workerPid: entry.worker.process.pid, rss: sample.rss, maxMemory, recycles: slot.recycles }, 'recycling worker: memory')
+    this.#replace(slot, reason, true).catch((error: Error) => this.log.error({ err: error }, 'memory recycle failed; the worker keeps serving'))
   }
 
   /** Kills ready workers whose heartbeat stopped (a blocked event loop). */
@@ -292,24 +368,36 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       if (entry.readyAt === undefined || entry.role === 'retiring' || entry.failure !== undefined) continue
       if (now - entry.lastHeartbeat <= this.options.heartbeatTimeout) continue
       entry.failure = `no heartbeat for ${now - entry.lastHeartbeat} ms (heartbeatTimeout ${this.options.heartbeatTimeout} ms)`
-      this.log.error({ workerId: String(entry.slot.id), pid: entry.worker.process.pid }, `killing worker: ${entry.failure}`)
+      this.log.error({ workerId: String(entry.slot.id), workerPid: entry.worker.process.pid }, `killing worker: ${entry.failure}`)
       entry.worker.process.kill('SIGKILL')
     }
   }
 
-  #onTransition = (slot: Slot, from: SlotState, to: SlotState, detail: TransitionDetail): void => {
+  #onTransition = (slot: Slot, from: SlotState, event: SlotEvent, detail: TransitionDetail): void => {
     const id = String(slot.id)
-    const pid = detail.pid ?? 0
-    this.log.info({ workerId: id, pid, from, to, ...detail }, `worker ${id}: ${from} -> ${to}`)
-    if (to === 'ready') this.emit('worker:ready', { id, pid })
+    const to = slot.state
+    const { pid = 0, ...rest } = detail
+    this.log.info({ workerId: id, workerPid: pid, from, to, event, ...rest }, `worker ${id}: ${from} -> ${to}`)
+    if (event === 'listening' || event === 'promote') this.emit('worker:ready', { id, pid })
     else if (to === 'crashed' || to === 'stopped') {
       this.emit('worker:exit', { id, pid, code: detail.code ?? null, signal: detail.signal ?? null, state: to, reason: detail.reason })
-    } else if (to === 'starting' && slot.restarts > 0) this.emit('worker:restart', { id, restarts: slot.restarts, delay: detail.delay ?? 0 })
+    } else if (event === 'fork' && slot.restarts > 0) this.emit('worker:restart', { id, restarts: slot.restarts, delay: detail.delay ?? 0 })
     else if (to === 'given-up') {
-      this.log.warn({ workerId: id, earlyCrashes: slot.earlyCrashes }, `worker ${id}: restart limit reached (maxRestarts ${this.options.maxRestarts}); slot given up`)
+      this.log.warn({ workerId: id, earlyCrashes: slot.earlyCrashes },
+        `worker ${id}: restart limit reached (maxRestarts ${this.options.maxRestarts}); slot given up` +
+        (this.options.givenUpRetryDelay > 0 ? `, tried again every ${this.options.givenUpRetryDelay} ms` : ''))
       this.emit('restart-limit', { id, earlyCrashes: slot.earlyCrashes })
     }
-    this.#checkHealth()
+    if (event === 'drain') this.#scheduleHealthCheck()
+    else this.#checkHealth()
+  }
+
+  #scheduleHealthCheck (): void {
+    if (this.#healthTimer !== undefined) return
+    this.#healthTimer = setTimeout(() => {
+      this.#healthTimer = undefined
+      this.#checkHealth()
+    }, HEALTH_SETTLE).unref()
   }
 
   #checkHealth (): void {
@@ -331,7 +419,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   async #stop (): Promise<boolean> {
     this.#stopping ??= (async () => {
       for (const timer of this.#timers) clearInterval(timer)
-      for (const slot of this.#slots) clearTimeout(slot.restartTimer)
+      clearTimeout(this.#healthTimer)
+      this.#restarts.stop(this.#slots)
       const entries = [...this.#entries]
       let clean = true
       for (const entry of entries) {
@@ -341,7 +430,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       }
       const killer = setTimeout(() => {
         for (const entry of this.#entries) {
-          this.log.error({ workerId: String(entry.slot.id), pid: entry.worker.process.pid }, 'killing worker: drain outlasted gracefulTimeout')
+          this.log.error({ workerId: String(entry.slot.id), workerPid: entry.worker.process.pid }, 'killing worker: drain outlasted gracefulTimeout')
           entry.worker.process.kill('SIGKILL')
         }
       }, this.options.gracefulTimeout + KILL_MARGIN)
@@ -350,6 +439,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       this.#rescue.discard()
       await this.#monitoring?.close()
       this.#state.stop()
+      this.#guard?.stop()
       this.#uninstallSignals()
       this.log.info({ clean }, 'cluster stopped')
       return clean

@@ -10,6 +10,10 @@ export interface WorkerStats {
   uptime: number
   /** Workers started in this slot after the first. */
   restarts: number
+  /** Workers of this slot replaced for using more than maxMemory. */
+  recycles: number
+  /** Why memory recycling is stopped for this slot (its workers start above maxMemory); null while it runs. */
+  recyclingStopped: string | null
   /** From the last heartbeat, bytes; null before the first. */
   memory: { rss: number, heapUsed: number, heapTotal: number } | null
   /** Percent of one core over the last heartbeat window. */
@@ -20,7 +24,8 @@ export interface WorkerStats {
 }
 
 export interface ClusterStats {
-  primary: { pid: number, uptime: number, memory: { rss: number, heapUsed: number, heapTotal: number } }
+  /** `guard`: pid of the orphan guard, the one other process the primary keeps (see README, "Operations"). */
+  primary: { pid: number, uptime: number, memory: { rss: number, heapUsed: number, heapTotal: number }, guard: number | null }
   workers: WorkerStats[]
   /** Slots whose worker is ready. */
   alive: number
@@ -30,7 +35,7 @@ export interface ClusterStats {
 }
 
 export interface ClusterHealth {
-  /** `degraded` when fewer than half the expected workers are alive or a slot gave up. */
+  /** `degraded` when fewer than half the expected workers are alive, a slot gave up, or a slot's memory recycling stopped. */
   status: 'ok' | 'degraded'
   healthy: boolean
   alive: number

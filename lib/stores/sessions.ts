@@ -91,12 +91,14 @@ export class PrimarySessionStore extends KeyValueSessionStore {
   }
 
   protected async read (key: string): Promise<unknown> {
-    return await this.state.request({ op: 'session:get', key })
+    const data = await this.state.request({ op: 'session:get', key })
+    return typeof data === 'string' ? JSON.parse(data) : null
   }
 
   protected async write (key: string, session: unknown, ttl: number): Promise<void> {
-    // Through JSON, as with Redis, so both backends hand back the same plain object.
-    await this.state.request({ op: 'session:set', key, session: JSON.parse(JSON.stringify(session)), ttl })
+    // As JSON, as in Redis: both backends hand back the same plain object, and the primary counts its bytes.
+    const empty = Object.keys(session as object).every((name) => name === 'cookie')
+    await this.state.request({ op: 'session:set', key, data: JSON.stringify(session), ttl, empty })
   }
 
   protected async remove (key: string): Promise<void> {

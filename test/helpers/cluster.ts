@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { startFixture, type Fixture } from './fixture.js'
+import { startFixture, type Fixture, type SpawnOptions } from './fixture.js'
 
 /** A port that was free a moment ago (the OS picked it). */
 export async function freePort (): Promise<number> {
@@ -40,7 +40,9 @@ export interface ClusterFixture extends Fixture {
 }
 
 /** Starts test/fixtures/cluster.mjs as a real primary with its workers on a free port. */
-export async function startCluster (t: Test, env: NodeJS.ProcessEnv = {}, boot: Record<string, unknown> = {}): Promise<ClusterFixture> {
+export async function startCluster (
+  t: Test, env: NodeJS.ProcessEnv = {}, boot: Record<string, unknown> = {}, spawn: SpawnOptions = {}
+): Promise<ClusterFixture> {
   const port = await freePort()
   const monitoringPort = await freePort()
   const fixture = await startFixture(t, 'cluster.mjs', {
@@ -52,7 +54,8 @@ export async function startCluster (t: Test, env: NodeJS.ProcessEnv = {}, boot: 
         port, host: '127.0.0.1', healthReportInterval: 0, ...boot, monitoring: { port: monitoringPort, ...boot.monitoring as object }
       }),
       ...env
-    }
+    },
+    ...spawn
   })
   const events = (): Array<Record<string, any>> => fixture.output().split('\n')
     .filter((line) => line.startsWith('{"event"'))
@@ -91,4 +94,34 @@ export function pidsWithMarker (marker: string): number[] {
     } catch {}
   }
   return pids
+}
+
+/** The live child processes of `pid` (from /proc: field 4 of /proc/N/stat is the parent pid). */
+export function childrenOf (pid: number): number[] {
+  const children: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1')
+      // The command name (field 2) is in parentheses and may hold spaces: read after the last ')'.
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      if (Number(ppid) === pid && state !== 'Z') children.push(Number(entry))
+    } catch {}
+  }
+  return children.sort((a, b) => a - b)
+}
+
+/**
+ * Every process the primary runs is one `/cluster/stats` lists: a slot's worker, or the orphan
+ * guard. Waits (up to `ms`) for retiring workers to finish, then returns both lists to compare.
+ */
+export async function processesMatchStats (cluster: ClusterFixture, ms = 15_000): Promise<{ children: number[], listed: number[] }> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const stats = await cluster.call('stats')
+    const listed = [...stats.workers.map((worker: any) => worker.pid), stats.primary.guard].filter((pid) => pid !== null).sort((a: number, b: number) => a - b)
+    const children = childrenOf(cluster.child.pid as number)
+    if (JSON.stringify(children) === JSON.stringify(listed) || Date.now() > deadline) return { children, listed }
+    await sleep(100)
+  }
 }

@@ -31,11 +31,22 @@ export async function waitForOutput (output: () => string, text: string, ms = 15
   }
 }
 
+export interface SpawnOptions {
+  /** A command that runs Node in its place, with Node and the script as its last arguments (`sh -c '...; exec "$@"'`). */
+  prefix?: string[]
+  /** A process group of its own, so a test can signal the whole group as a terminal's Ctrl-C does. */
+  detached?: boolean
+}
+
 /** Runs a script with Node, `env` over this process's environment, collecting what it prints. */
-export function spawnScript (path: string, env: NodeJS.ProcessEnv = {}, ipc = true): { child: ChildProcess, output: () => string, exited: Promise<Exit> } {
-  const child = spawn(process.execPath, [path], {
+export function spawnScript (
+  path: string, env: NodeJS.ProcessEnv = {}, ipc = true, { prefix = [], detached = false }: SpawnOptions = {}
+): { child: ChildProcess, output: () => string, exited: Promise<Exit> } {
+  const [command = process.execPath, ...args] = [...prefix, process.execPath, path]
+  const child = spawn(command, args, {
     env: { ...process.env, ...env },
-    stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe']
+    stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+    detached
   })
   let text = ''
   const collect = (chunk: Buffer): void => { text += chunk.toString() }
@@ -50,9 +61,9 @@ export function spawnScript (path: string, env: NodeJS.ProcessEnv = {}, ipc = tr
  * `{"listening":port}` line. The process is killed when the test ends if it is still alive.
  */
 export async function startFixture (
-  t: Test, script: string, options: { env?: NodeJS.ProcessEnv, ipc?: boolean } = {}
+  t: Test, script: string, options: { env?: NodeJS.ProcessEnv, ipc?: boolean } & SpawnOptions = {}
 ): Promise<Fixture> {
-  const { child, output, exited } = spawnScript(fixturePath(script), options.env, options.ipc !== false)
+  const { child, output, exited } = spawnScript(fixturePath(script), options.env, options.ipc !== false, options)
   const messages: any[] = []
   child.on('message', (message) => messages.push(message))
   t.teardown(async () => {

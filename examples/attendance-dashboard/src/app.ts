@@ -17,10 +17,10 @@ const NAME = /^[\p{L}\p{N} .'-]{1,60}$/u
 /** The attendance dashboard: sign in, check in and out, and a page that shows who is in, live. */
 export async function buildApp (): Promise<FastifyInstance> {
   const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
-  // First, so its rate limits and sessions apply to every route below.
+  // First, so its rate limits and sessions apply to every route below. The kit reads REDIS_URL
+  // itself (and names it when it is wrong).
   await app.register(clusterPlugin, {
     shutdownDelay: config.shutdownDelay * 1000,
-    ...(config.redisUrl === undefined ? {} : { redis: config.redisUrl }),
     rateLimit: { global: false },
     session: { secret: config.sessionSecret, cookie: { secure: 'auto', httpOnly: true, sameSite: 'lax', maxAge: 12 * 3600_000 }, saveUninitialized: false }
   })

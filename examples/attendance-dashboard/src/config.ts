@@ -1,5 +1,17 @@
 import { fileURLToPath } from 'node:url'
 
+/** A whole number from the environment, or the process ends with one line naming the variable. */
+function readCount (name: string, fallback: number, min: number): number {
+  const text = process.env[name]
+  if (text === undefined || text === '') return fallback
+  const value = Number(text)
+  if (!Number.isSafeInteger(value) || value < min) {
+    process.stderr.write(`attendance-dashboard: Invalid environment variable ${name}: got ${JSON.stringify(text)}, expected a whole number >= ${min}\n`)
+    process.exit(1)
+  }
+  return value
+}
+
 /** The example's own settings; the kit's (PORT, CLUSTER_WORKERS, CLUSTER_MONITORING_*, ...) are read by the kit. */
 export const config = {
   /** Where the SQLite database lives (one file, shared by every worker through WAL). */
@@ -7,9 +19,9 @@ export const config = {
   /** Redis for sessions, rate limits and Socket.IO; without it the bootCluster primary carries them. */
   redisUrl: process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL,
   /** Check-ins one person may make per minute, across every worker; the same for check-outs. */
-  checkInLimit: Number(process.env.CHECKIN_RATE_LIMIT ?? 10),
+  checkInLimit: readCount('CHECKIN_RATE_LIMIT', 10, 1),
   /** At least 32 characters; set your own in production. */
   sessionSecret: process.env.SESSION_SECRET ?? 'attendance-dashboard-development-secret-change-me',
   /** Seconds a readiness probe fails before the listener closes on SIGTERM (load balancers, Kubernetes). */
-  shutdownDelay: Number(process.env.SHUTDOWN_DELAY ?? 0)
+  shutdownDelay: readCount('SHUTDOWN_DELAY', 0, 0)
 }

@@ -1,0 +1,47 @@
+import type { ResolvedBootOptions } from './options.js'
+import type { Slot } from './slot.js'
+
+type Options = Pick<ResolvedBootOptions, 'restartDelay' | 'maxRestartDelay' | 'maxRestarts' | 'restartWindow' | 'givenUpRetryDelay'>
+
+/**
+ * When a slot whose worker exited gets its next one. A worker that ran through the restart window
+ * is replaced at once; early crashes back off exponentially from `restartDelay`, and after
+ * `maxRestarts` of them in a row the slot is given up. A given-up slot is tried again every
+ * `givenUpRetryDelay` ms (when not 0): what made it fail (a dependency away, a pids limit) may be
+ * gone, and a cluster should heal without someone there to reload it.
+ */
+export class RestartPolicy {
+  #stopped = false
+
+  constructor (private readonly options: Options, private readonly start: (slot: Slot, delay: number) => void) {}
+
+  /** The slot's current worker exited (`readyAt` undefined: it never listened). */
+  afterExit (slot: Slot, readyAt: number | undefined): void {
+    const { restartDelay, maxRestartDelay, maxRestarts, restartWindow, givenUpRetryDelay } = this.options
+    let delay = 0
+    if (readyAt !== undefined && Date.now() - readyAt >= restartWindow) {
+      slot.earlyCrashes = 0
+    } else {
+      slot.earlyCrashes++
+      if (slot.earlyCrashes > maxRestarts) {
+        slot.apply('give-up', { reason: `${slot.earlyCrashes} early crashes in a row` })
+        if (givenUpRetryDelay === 0) return
+        delay = givenUpRetryDelay
+      } else {
+        delay = Math.min(restartDelay * 2 ** (slot.earlyCrashes - 1), maxRestartDelay)
+      }
+    }
+    clearTimeout(slot.restartTimer)
+    slot.restartTimer = setTimeout(() => {
+      if (this.#stopped || slot.worker !== undefined) return
+      slot.restarts++
+      this.start(slot, delay)
+    }, delay)
+  }
+
+  /** The cluster stops: no more restarts. */
+  stop (slots: readonly Slot[]): void {
+    this.#stopped = true
+    for (const slot of slots) clearTimeout(slot.restartTimer)
+  }
+}

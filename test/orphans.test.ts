@@ -1,0 +1,36 @@
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import http from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { pidsWithMarker, startCluster, waitGone } from './helpers/cluster.js'
+import { get } from './helpers/http.js'
+
+/** A process busy on a CPU (state R) in two reads 100 ms apart: its event loop is in a busy loop. */
+async function busy (pid: number): Promise<boolean> {
+  const state = (): string => { const stat = readFileSync(`/proc/${pid}/stat`, 'latin1'); return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) }
+  if (state() !== 'R') return false
+  await sleep(100)
+  return state() === 'R'
+}
+
+t.test('kill -9 of the primary while a worker\'s event loop is blocked: no orphan 5 s later, in 5 of 5 runs', async (t) => {
+  for (let run = 1; run <= 5; run++) {
+    const marker = randomUUID()
+    // The primary must not kill the blocked worker itself first: a heartbeat timeout far away.
+    const cluster = await startCluster(t, { FIXTURE_RUN: marker }, { heartbeatTimeout: 120_000 })
+    const pids = pidsWithMarker(marker)
+    // A keep-alive socket learns which worker it reached, then blocks that worker through it.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    const victim = Number((await get(cluster.port, '/', agent)).headers['x-worker-pid'])
+    const blocked = get(cluster.port, '/block?ms=60000', agent).catch(() => {})
+    for (let i = 0; !(await busy(victim)); i++) {
+      if (i > 100) throw new Error(`worker ${victim} never blocked`)
+      await sleep(50)
+    }
+    cluster.child.kill('SIGKILL')
+    t.same(await waitGone(pids, 5000), [], `run ${run}: none of the cluster's ${pids.length} processes is left 5 s after kill -9 of the primary`)
+    agent.destroy()
+    await blocked
+  }
+})
