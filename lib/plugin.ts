@@ -7,7 +7,8 @@ import { resolveOptions, type ClusterPluginOptions } from './options.js'
 import { sendToPrimary } from './protocol.js'
 import { tapResponses } from './response-head.js'
 import { Sampler } from './sampler.js'
-import { chooseBackend, registerSharedState, type SharedStateBackend } from './shared-state.js'
+import type { SharedStateBackend } from './shared-options.js'
+import { chooseBackend, registerSharedState } from './shared-state.js'
 import { Shutdown } from './shutdown.js'
 import { Traffic } from './traffic.js'
 
@@ -81,34 +82,34 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     metrics: metrics?.registry
   } satisfies ClusterDecorator)
 
+  // Probes and /metrics: no store of the session or rate-limit plugins is asked for them (see
+  // registerSharedState), so a store outage never fails a liveness probe.
+  const probes = new Set<string>()
+  if (options.healthPrefix !== false) {
+    registerHealthRoutes(fastify, {
+      prefix: options.healthPrefix,
+      identity,
+      checks,
+      sampler,
+      counters: traffic,
+      sharedState: backend,
+      isDraining: () => traffic.draining
+    }).forEach((path) => probes.add(path))
+  }
   const reportsToPrimary = identity.manager === 'bootCluster'
-  // Probes and /metrics get a context of their own, made before the session, cookie and
-  // rate-limit plugins load, so none of their hooks runs for them: a store outage never fails a
-  // liveness probe (Kubernetes would restart a healthy pod), and probes never set cookies.
-  fastify.register(async (probes) => {
-    if (options.healthPrefix !== false) {
-      registerHealthRoutes(probes, {
-        prefix: options.healthPrefix,
-        identity,
-        checks,
-        sampler,
-        counters: traffic,
-        sharedState: backend,
-        isDraining: () => traffic.draining
-      })
-    }
-    if (metrics !== undefined && options.metrics !== false && options.metrics.endpoint !== false && !reportsToPrimary) {
-      probes.get(options.metrics.endpoint, { logLevel: 'warn', config: { metrics: false, rateLimit: false } }, async (_request, reply) => {
-        reply.type(metrics.registry.contentType)
-        return await metrics.registry.metrics()
-      })
-    }
-  })
+  if (metrics !== undefined && options.metrics !== false && options.metrics.endpoint !== false && !reportsToPrimary) {
+    probes.add(options.metrics.endpoint)
+    fastify.get(options.metrics.endpoint, { logLevel: 'warn', config: { metrics: false, rateLimit: false } }, async (_request, reply) => {
+      reply.type(metrics.registry.contentType)
+      return await metrics.registry.metrics()
+    })
+  }
 
   const lastWarned = new Map<string, number>()
   await registerSharedState(fastify, options.shared, backend, {
     identity,
     checks,
+    probes,
     onStoreError: (store, error) => {
       metrics?.countStoreError(store)
       // One line per store every 5 s, not one per request, while a store is away.
@@ -126,6 +127,8 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     headers,
     onHead: metrics === undefined ? undefined : (request, statusCode) => metrics.observe(request, statusCode)
   })
+
+  decorateInjected(fastify, headers)
 
   sampler.start(options.heartbeatInterval, (sample) => {
     if (reportsToPrimary) sendToPrimary({ type: 'fck:heartbeat', workerId: identity.workerId, pid: process.pid, sample })
@@ -149,6 +152,33 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     sampler.stop()
     traffic.stop()
   })
+}
+
+type Injected = { headers: Record<string, unknown> }
+
+/**
+ * `fastify.inject()` — how most Fastify apps are tested — never reaches the HTTP server, so the
+ * server-level tap (response-head.ts) does not see it: its responses get the worker headers here,
+ * by wrapping `inject` itself, which costs real traffic nothing.
+ */
+function decorateInjected (fastify: FastifyInstance, headers: ReadonlyArray<readonly [string, string]>): void {
+  if (headers.length === 0) return
+  const inject = fastify.inject.bind(fastify) as (...args: unknown[]) => any
+  const tag = <T>(response: T): T => {
+    if (response !== undefined && response !== null) for (const [name, value] of headers) (response as Injected).headers[name] ??= value
+    return response
+  }
+  const tagged = (callback: (error: unknown, response?: unknown) => void) => (error: unknown, response?: unknown) => callback(error, tag(response))
+  fastify.inject = function (options?: unknown, callback?: (error: unknown, response?: unknown) => void) {
+    if (options === undefined) {
+      // The chained form: fastify.inject().get('/').end()
+      const chain = inject()
+      const end = chain.end.bind(chain)
+      chain.end = (done?: (error: unknown, response?: unknown) => void) => done === undefined ? end().then(tag) : end(tagged(done))
+      return chain
+    }
+    return callback === undefined ? inject(options).then(tag) : inject(options, tagged(callback))
+  } as FastifyInstance['inject']
 }
 
 function describeAddress (fastify: FastifyInstance): string {

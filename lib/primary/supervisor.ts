@@ -1,18 +1,20 @@
-import cluster, { type Worker } from 'node:cluster'
+import type { Worker } from 'node:cluster'
 import type { FastifyInstance } from 'fastify'
 import { EventEmitter } from 'node:events'
 import { Correlator } from '../correlator.js'
 import { FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_START_FAILED } from '../errors.js'
 import { workerEnv } from '../identity.js'
-import { isWorkerMessage, sendToWorker, type MetricJSON, type WorkerMessage } from '../protocol.js'
+import { sendToWorker, type MetricJSON, type WorkerMessage } from '../protocol.js'
 import { HandoffRescue } from './handoff.js'
 import type { PrimaryLogger } from './log.js'
 import type { ResolvedBootOptions } from './options.js'
 import { OrphanGuard } from './orphan-guard.js'
 import { buildHealth, buildStats, fewerThanHalfAlive, formatReport } from './report.js'
+import { RecyclePolicy } from './recycle-policy.js'
 import { RestartPolicy } from './restart-policy.js'
 import { SharedState } from './state.js'
 import { Slot, type SlotEvent, type SlotState, type TransitionDetail, type WorkerEntry } from './slot.js'
+import { forkWorker } from './worker-process.js'
 import type { ClusterEvents, ClusterHandle, ClusterHealth, ClusterStats, ReloadResult } from './types.js'
 
 const WATCH_INTERVAL = 250
@@ -35,6 +37,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   readonly #rescue = new HandoffRescue()
   readonly #scrapes = new Correlator<MetricJSON[]>()
   readonly #restarts: RestartPolicy
+  readonly #recycling: RecyclePolicy
   #guard: OrphanGuard | undefined
   #starting = true
   #stopping: Promise<boolean> | undefined
@@ -49,6 +52,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     super()
     this.#slots = Array.from({ length: options.workers }, (_, id) => new Slot(id, this.#onTransition))
     this.#restarts = new RestartPolicy(options, (slot, delay) => { this.#startSlot(slot, { delay }).catch(() => {}) })
+    this.#recycling = new RecyclePolicy(options.maxMemory, log, () => this.#checkHealth())
     this.#state = new SharedState(options.primaryStore)
   }
 
@@ -202,78 +206,25 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     }
     slot.worker = entry
     slot.apply('fork', { ...detail, pid: entry.worker.process.pid })
-    entry.ready.catch(() => {}) // a failed start is handled when the worker exits
     return entry.ready
   }
 
   #fork (slot: Slot, role: WorkerEntry['role']): WorkerEntry {
-    let worker: Worker
-    try {
-      // Only what the worker needs on top of the primary's environment, which cluster.fork() passes on.
-      worker = cluster.fork(workerEnv({}, slot.id, this.options, !this.#starting))
-    } catch (error) {
-      const message = `could not be forked: ${(error as Error).message}`
-      this.log.error({ err: error, workerId: String(slot.id) }, `worker ${slot.id} ${message}`)
-      throw new Error(message)
-    }
-    let onReady!: () => void
-    let onFailed!: (error: Error) => void
-    let onGone!: () => void
-    const entry: WorkerEntry = {
-      worker,
-      slot,
-      role,
-      forkedAt: Date.now(),
-      readyAt: undefined,
-      lastHeartbeat: 0,
-      heartbeats: 0,
-      replacesOverLimit: false,
-      sample: undefined,
-      failure: undefined,
-      ready: new Promise((resolve, reject) => { onReady = resolve; onFailed = reject }),
-      exited: new Promise((resolve) => { onGone = resolve })
-    }
+    // Only what the worker needs on top of the primary's environment, which cluster.fork() passes on.
+    const env = workerEnv({}, slot.id, this.options, !this.#starting)
+    const entry = forkWorker(slot, role, env, this.options.readyTimeout, this.log, {
+      onMessage: (entry, message) => this.#onMessage(entry, message),
+      onGone: (entry, code, signal) => {
+        this.#entries.delete(entry)
+        this.#updateGuard()
+        this.#scrapes.cancel(new Error('the worker exited'), entry.worker)
+        this.#rescueConnections(entry)
+        this.#onExit(entry, code, signal)
+      }
+    })
     this.#entries.add(entry)
     this.#updateGuard()
-    this.#rescue.watch(worker)
-    const readyTimer = setTimeout(() => {
-      entry.failure = `did not listen within readyTimeout (${this.options.readyTimeout} ms)`
-      worker.process.kill('SIGKILL')
-    }, this.options.readyTimeout)
-    const gone = (code: number | null, signal: string | null): void => {
-      clearTimeout(readyTimer)
-      if (!this.#entries.delete(entry)) return
-      this.#updateGuard()
-      this.#scrapes.cancel(new Error('the worker exited'), worker)
-      this.#rescueConnections(entry)
-      if (entry.readyAt === undefined) {
-        onFailed(new Error(entry.failure ?? `exited (${describeExit(code, signal)}) before listening`))
-      }
-      this.#onExit(entry, code, signal)
-      onGone()
-    }
-    worker.on('message', (message: unknown) => {
-      if (!isWorkerMessage(message)) return
-      if (message.type === 'fck:ready') {
-        clearTimeout(readyTimer)
-        entry.readyAt = entry.lastHeartbeat = Date.now()
-        this.#rescue.adopt(worker)
-        onReady()
-      }
-      this.#onMessage(entry, message)
-    })
-    worker.once('exit', gone)
-    // A fork the system refuses (EAGAIN under a pids limit, ENOMEM) emits 'error' and never
-    // 'exit': it is a failed start of the slot like any other, never an unhandled error.
-    worker.on('error', (error: Error) => {
-      if (worker.process.pid !== undefined) {
-        this.log.warn({ err: error, workerId: String(slot.id), workerPid: worker.process.pid }, `worker ${slot.id}: ${error.message}`)
-        return
-      }
-      entry.failure = `could not be forked: ${error.message}`
-      this.log.error({ err: error, workerId: String(slot.id) }, `worker ${slot.id} ${entry.failure}`)
-      gone(null, null)
-    })
+    this.#rescue.watch(entry.worker)
     return entry
   }
 
@@ -296,6 +247,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     const current = entry.role === 'current' && slot.worker === entry
     switch (message.type) {
       case 'fck:ready':
+        this.#rescue.adopt(entry.worker)
         if (current) slot.apply('listening', { pid: message.pid })
         break
       case 'fck:heartbeat':
@@ -334,30 +286,14 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     this.#restarts.afterExit(slot, entry.readyAt)
   }
 
-  /**
-   * Recycles a worker above maxMemory. A replacement that is itself above it at its first
-   * heartbeat starts above it: recycling again would loop, so recycling stops for that slot (and
-   * health says why) until a worker of the slot starts below the limit.
-   */
+  /** Recycles a worker the recycle policy says uses too much memory, if nothing else is replacing it. */
   #checkMemory (entry: WorkerEntry): void {
-    const { maxMemory } = this.options
-    const { slot, sample } = entry
-    if (maxMemory === undefined || sample === undefined || entry.readyAt === undefined || entry.role !== 'current') return
-    const over = sample.rss > maxMemory
-    if (entry.heartbeats === 1 && over && entry.replacesOverLimit && slot.recyclingStopped === undefined) {
-      slot.recyclingStopped = `starts above maxMemory (rss ${sample.rss} > ${maxMemory} bytes)`
-      this.log.error({ workerId: String(slot.id), workerPid: entry.worker.process.pid, rss: sample.rss, maxMemory },
-        `worker ${slot.id} ${slot.recyclingStopped}: memory recycling stopped for it, since every replacement would be recycled again; raise maxMemory`)
-      this.#checkHealth()
-    } else if (entry.heartbeats === 1 && !over && slot.recyclingStopped !== undefined) {
-      slot.recyclingStopped = undefined
-      this.log.info({ workerId: String(slot.id) }, `worker ${slot.id} starts below maxMemory again: memory recycling resumed`)
-      this.#checkHealth()
-    }
-    if (!over || slot.recyclingStopped !== undefined || slot.state !== 'ready' || slot.candidate !== undefined || this.#reloading !== undefined) return
-    const reason = `rss ${sample.rss} bytes above maxMemory ${maxMemory}`
+    const { slot } = entry
+    if (entry.role !== 'current') return
+    const reason = this.#recycling.afterHeartbeat(entry)
+    if (reason === undefined || slot.state !== 'ready' || slot.candidate !== undefined || this.#reloading !== undefined) return
     slot.recycles++
-    this.log.warn({ workerId: String(slot.id), workerPid: entry.worker.process.pid, rss: sample.rss, maxMemory, recycles: slot.recycles }, 'recycling worker: memory')
+    this.log.warn({ workerId: String(slot.id), workerPid: entry.worker.process.pid, reason, recycles: slot.recycles }, 'recycling worker: memory')
     this.#replace(slot, reason, true).catch((error: Error) => this.log.error({ err: error }, 'memory recycle failed; the worker keeps serving'))
   }
 
@@ -472,8 +408,4 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     process.removeListener('SIGINT', this.#onStopSignal)
     process.removeListener('SIGHUP', this.#onReloadSignal)
   }
-}
-
-function describeExit (code: number | null, signal: string | null): string {
-  return signal === null ? `code ${code}` : `signal ${signal}`
 }

@@ -1,0 +1,84 @@
+import cluster, { type Worker } from 'node:cluster'
+import { isWorkerMessage, type WorkerMessage } from '../protocol.js'
+import type { PrimaryLogger } from './log.js'
+import type { Slot, WorkerEntry } from './slot.js'
+
+export interface WorkerHooks {
+  /** Every typed message of the worker; `fck:ready` has already marked the entry ready. */
+  onMessage: (entry: WorkerEntry, message: WorkerMessage) => void
+  /** The worker exited, or could not be forked (code and signal null); once per entry. */
+  onGone: (entry: WorkerEntry, code: number | null, signal: string | null) => void
+}
+
+/**
+ * Forks one worker for `slot` with `env` on top of the primary's environment and follows it:
+ * ready once it says it listens, killed as a failed start past `readyTimeout`, gone once it exits.
+ * A fork the system refuses at once (ENOMEM) throws; one it refuses later (EAGAIN under a pids
+ * limit) emits 'error' and never 'exit', and ends the entry like an exit: a failed start of the
+ * slot, never an unhandled 'error' that would take the primary down.
+ */
+export function forkWorker (
+  slot: Slot, role: WorkerEntry['role'], env: Record<string, string | undefined>, readyTimeout: number, log: PrimaryLogger, hooks: WorkerHooks
+): WorkerEntry {
+  let worker: Worker
+  try {
+    worker = cluster.fork(env)
+  } catch (error) {
+    const message = `could not be forked: ${(error as Error).message}`
+    log.error({ err: error, workerId: String(slot.id) }, `worker ${slot.id} ${message}`)
+    throw new Error(message)
+  }
+  let onReady!: () => void
+  let onFailed!: (error: Error) => void
+  let onExited!: () => void
+  const entry: WorkerEntry = {
+    worker,
+    slot,
+    role,
+    forkedAt: Date.now(),
+    readyAt: undefined,
+    lastHeartbeat: 0,
+    heartbeats: 0,
+    replacesOverLimit: false,
+    sample: undefined,
+    failure: undefined,
+    ready: new Promise((resolve, reject) => { onReady = resolve; onFailed = reject }),
+    exited: new Promise((resolve) => { onExited = resolve })
+  }
+  entry.ready.catch(() => {}) // whoever waits for it hears the failure; nobody else must
+  const readyTimer = setTimeout(() => {
+    entry.failure = `did not listen within readyTimeout (${readyTimeout} ms)`
+    worker.process.kill('SIGKILL')
+  }, readyTimeout)
+  let ended = false
+  const gone = (code: number | null, signal: string | null): void => {
+    clearTimeout(readyTimer)
+    if (ended) return
+    ended = true
+    if (entry.readyAt === undefined) {
+      onFailed(new Error(entry.failure ?? `exited (${signal === null ? `code ${code}` : `signal ${signal}`}) before listening`))
+    }
+    hooks.onGone(entry, code, signal)
+    onExited()
+  }
+  worker.on('message', (message: unknown) => {
+    if (!isWorkerMessage(message)) return
+    if (message.type === 'fck:ready') {
+      clearTimeout(readyTimer)
+      entry.readyAt = entry.lastHeartbeat = Date.now()
+      onReady()
+    }
+    hooks.onMessage(entry, message)
+  })
+  worker.once('exit', gone)
+  worker.on('error', (error: Error) => {
+    if (worker.process.pid !== undefined) {
+      log.warn({ err: error, workerId: String(slot.id), workerPid: worker.process.pid }, `worker ${slot.id}: ${error.message}`)
+      return
+    }
+    entry.failure = `could not be forked: ${error.message}`
+    log.error({ err: error, workerId: String(slot.id) }, `worker ${slot.id} ${entry.failure}`)
+    gone(null, null)
+  })
+  return entry
+}
