@@ -91,6 +91,12 @@ export const FCK_REDIS_UNAVAILABLE = createError<'FCK_REDIS_UNAVAILABLE', [strin
   503
 )
 
+/** An option needs an optional peer dependency that is not installed: `(package, option, package)`. */
+export const FCK_MISSING_PEER = createError<'FCK_MISSING_PEER', [string, string, string]>(
+  'FCK_MISSING_PEER',
+  'The %s package is needed for the %s option and is not installed: npm install %s'
+)
+
 /** `error` as FCK_STORE_UNAVAILABLE for `store`, unless it already is one (a timeout of the primary's store). */
 export function storeUnavailable (store: string, error: Error): Error {
   return (error as { code?: string }).code === 'FCK_STORE_UNAVAILABLE' ? error : new FCK_STORE_UNAVAILABLE(store, error.message)

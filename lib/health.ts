@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { FCK_CHECK_FAILED, FCK_CHECK_TIMEOUT, FCK_DUPLICATE_CHECK, FCK_INVALID_OPTION } from './errors.js'
 import type { Identity } from './identity.js'
 import type { RequestCounters, Sampler } from './sampler.js'
-import type { SharedStateBackend } from './shared-state.js'
+import type { SharedStateBackend } from './shared-options.js'
 
 /** A readiness check: throwing, rejecting or resolving to `false` means not ready. */
 export type ReadinessCheck = () => unknown
@@ -13,7 +13,7 @@ export interface CheckResult {
   error?: string
 }
 
-export type HealthStatus = 'ok' | 'starting' | 'draining' | 'fail'
+export type HealthStatus = 'ok' | 'draining' | 'fail'
 
 interface Registered {
   fn: ReadinessCheck
@@ -107,9 +107,9 @@ const reportSchema = {
 
 /**
  * `GET prefix/live` (the event loop answers), `GET prefix/ready` (listening, not draining, every
- * check passes) and `GET prefix` (a JSON report).
+ * check passes) and `GET prefix` (a JSON report). Returns their paths.
  */
-export function registerHealthRoutes (fastify: FastifyInstance, deps: HealthDeps): void {
+export function registerHealthRoutes (fastify: FastifyInstance, deps: HealthDeps): string[] {
   const { prefix, identity, checks, sampler, counters, sharedState, isDraining } = deps
   // Probes are not app traffic: kept out of the logs' info level and out of the request metrics.
   const routeOptions = { logLevel: 'warn' as const, config: { metrics: false as const, rateLimit: false as const } }
@@ -118,7 +118,9 @@ export function registerHealthRoutes (fastify: FastifyInstance, deps: HealthDeps
     if (isDraining()) return { status: 'draining', checks: {} }
     const results = await checks.run()
     if (Object.values(results).some((result) => result.status === 'fail')) return { status: 'fail', checks: results }
-    return { status: fastify.server.listening ? 'ok' : 'starting', checks: results }
+    // No 'starting': before the server listens only fastify.inject() can ask, and it should see
+    // what a real request will (inject waits for every plugin to load, as listen does).
+    return { status: 'ok', checks: results }
   }
 
   fastify.get(`${prefix}/live`, { ...routeOptions, schema: { response: { 200: statusSchema } } }, async () => ({ status: 'ok' }))
@@ -148,4 +150,5 @@ export function registerHealthRoutes (fastify: FastifyInstance, deps: HealthDeps
         checks: verdict.checks
       })
     })
+  return [`${prefix}/live`, `${prefix}/ready`, prefix]
 }

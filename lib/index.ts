@@ -2,13 +2,18 @@ export { clusterPlugin, clusterPlugin as default } from './plugin.js'
 export { bootCluster } from './boot.js'
 export type { AppFactory } from './boot.js'
 export type { ClusterDecorator } from './plugin.js'
-export type { SharedStateBackend } from './shared-state.js'
-export { RedisSessionStore, PrimarySessionStore, type SessionStoreOptions } from './stores/sessions.js'
-export type { ClusterPluginOptions, RedisConfig } from './options.js'
-export type { MetricsOptions } from './options.js'
+export type { SharedStateBackend, RedisConfig, RateLimitOptions, SessionOptions, SharedStateOptions } from './shared-options.js'
+export { RedisSessionStore, type RedisLike, type SessionStoreOptions } from './stores/sessions.js'
+export type { ClusterPluginOptions, MetricsOptions } from './options.js'
 export type { BootClusterOptions, MonitoringOptions } from './primary/options.js'
+export type { PrimaryStoreLimits } from './primary/state.js'
 export type { ClusterHandle, ClusterStats, WorkerStats, ClusterHealth, ClusterEvents, ReloadResult } from './primary/types.js'
 export type { SlotState } from './primary/slot.js'
 export type { Manager } from './identity.js'
 export type { ReadinessCheck, CheckResult, HealthStatus } from './health.js'
 export type { WorkerSample } from './protocol.js'
+export {
+  FCK_INVALID_OPTION, FCK_INVALID_ENV, FCK_DUPLICATE_CHECK, FCK_CHECK_TIMEOUT, FCK_CHECK_FAILED, FCK_INVALID_FACTORY, FCK_PORT_IN_USE,
+  FCK_START_FAILED, FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_MONITORING_UNPROTECTED, FCK_STORE_UNAVAILABLE, FCK_REDIS_UNAVAILABLE,
+  FCK_MISSING_PEER
+} from './errors.js'

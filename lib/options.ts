@@ -1,11 +1,8 @@
-import type { RateLimitPluginOptions } from '@fastify/rate-limit'
-import type { FastifySessionOptions } from '@fastify/session'
-import type { RedisOptions } from 'ioredis'
 import type { Registry } from 'prom-client'
-import type { SharedStateBackend } from './shared-state.js'
-import { readBoolean, readInteger, readMs, readName, type Env } from './config.js'
-import { FCK_INVALID_ENV, FCK_INVALID_OPTION } from './errors.js'
+import { readBoolean, readMs, readName, type Env } from './config.js'
+import { FCK_INVALID_OPTION } from './errors.js'
 import { detectIdentity } from './identity.js'
+import { resolveShared, SHARED_KEYS, type ResolvedSharedState, type SharedStateOptions } from './shared-options.js'
 
 export interface MetricsOptions {
   /**
@@ -46,28 +43,8 @@ export interface ResolvedMetricsOptions {
   endpoint: string | false
 }
 
-/** A Redis URL (`redis://`, `rediss://`) or ioredis options. */
-export type RedisConfig = string | RedisOptions
-
-export interface ResolvedSharedState {
-  backend: SharedStateBackend | undefined
-  redis: RedisConfig | undefined
-  /** Where `redis` came from (the option, REDIS_URL, REDIS_HOST), for error messages. */
-  redisSource: string
-  /**
-   * Start even when Redis does not answer (readiness then says so): true for a worker that
-   * bootCluster restarts in a running cluster; a first start fails fast instead, since a Redis
-   * that is not there at deploy time is most often a wrong setting.
-   */
-  startWithoutRedis: boolean
-  rateLimit: RateLimitPluginOptions | undefined
-  session: FastifySessionOptions | undefined
-  onStoreError: 'fail-open' | 'fail-closed'
-  storeTimeout: number
-}
-
 /** Options of `clusterPlugin`. Options win over environment variables, which win over defaults. */
-export interface ClusterPluginOptions {
+export interface ClusterPluginOptions extends SharedStateOptions {
   /**
    * Response header carrying the worker id; `false` leaves it out.
    * @default 'X-Worker-ID'
@@ -118,41 +95,6 @@ export interface ClusterPluginOptions {
    * @default {}
    */
   metrics?: MetricsOptions | false
-  /**
-   * Redis for cluster-wide rate limits and sessions: a URL or ioredis options. Environment:
-   * `REDIS_URL`, else `REDIS_HOST` + `REDIS_PORT`. Without it, bootCluster's primary holds them.
-   * @default undefined
-   */
-  redis?: RedisConfig
-  /**
-   * @fastify/rate-limit options; the plugin registers it with the shared backend's store.
-   * @default undefined (no rate limit)
-   */
-  rateLimit?: RateLimitPluginOptions
-  /**
-   * @fastify/session options (and registers @fastify/cookie); the shared backend's store
-   * unless `session.store` is given.
-   * @default undefined (no sessions)
-   */
-  session?: FastifySessionOptions
-  /**
-   * Where rate limits and sessions live: `redis` when Redis is configured, else `primary` under
-   * bootCluster, else `memory`. `memory` can be forced (limits per worker, sessions lost when a
-   * request lands on another worker); the others need Redis or a bootCluster primary.
-   * @default chosen as above
-   */
-  sharedState?: SharedStateBackend
-  /**
-   * When the rate-limit store cannot answer: let the request through (`fail-open`, logged and
-   * counted) or answer 503 (`fail-closed`). Sessions always answer 503.
-   * @default 'fail-open'
-   */
-  onStoreError?: 'fail-open' | 'fail-closed'
-  /**
-   * Milliseconds a store may take: Redis connect and command timeout, the primary's answer.
-   * @default 500
-   */
-  storeTimeout?: number
 }
 
 export const DEFAULTS = {
@@ -165,8 +107,6 @@ export const DEFAULTS = {
   checkTimeout: 1000,
   handleSignals: true,
   metrics: {},
-  onStoreError: 'fail-open',
-  storeTimeout: 500,
   /**
    * During a drain, a keep-alive socket idle this long is closed. Closing an idle socket at once
    * (Fastify's default) races a client that is just sending its next request and resets it;
@@ -175,9 +115,7 @@ export const DEFAULTS = {
   drainIdleGrace: 1000
 } as const
 
-type Shared = 'redis' | 'rateLimit' | 'session' | 'onStoreError' | 'storeTimeout' | 'sharedState'
-
-export type ResolvedOptions = Required<Omit<ClusterPluginOptions, 'metrics' | Shared>> & {
+export type ResolvedOptions = Required<Omit<ClusterPluginOptions, 'metrics' | keyof SharedStateOptions>> & {
   metrics: ResolvedMetricsOptions | false
   shared: ResolvedSharedState
   drainIdleGrace: number
@@ -185,7 +123,7 @@ export type ResolvedOptions = Required<Omit<ClusterPluginOptions, 'metrics' | Sh
 
 const PATH = /^(\/[^/\s]+)+\/?$/
 
-const KNOWN = new Set([...Object.keys(DEFAULTS).filter((key) => key !== 'drainIdleGrace'), 'redis', 'rateLimit', 'session', 'sharedState'])
+const KNOWN = new Set([...Object.keys(DEFAULTS).filter((key) => key !== 'drainIdleGrace'), ...SHARED_KEYS])
 
 export function resolveOptions (options: ClusterPluginOptions, env: Env): ResolvedOptions {
   if (typeof options !== 'object' || options === null) {
@@ -252,76 +190,5 @@ function resolveMetrics (metrics: MetricsOptions | false, env: Env): ResolvedMet
     defaultMetrics: readBoolean(metrics.defaultMetrics, { option: 'metrics.defaultMetrics' }, env, METRICS_DEFAULTS.defaultMetrics),
     buckets,
     endpoint
-  }
-}
-
-function resolveShared (options: ClusterPluginOptions, env: Env): ResolvedSharedState {
-  const { onStoreError = DEFAULTS.onStoreError, rateLimit, session } = options
-  if (onStoreError !== 'fail-open' && onStoreError !== 'fail-closed') {
-    throw new FCK_INVALID_OPTION('onStoreError', JSON.stringify(onStoreError), "'fail-open' or 'fail-closed'")
-  }
-  for (const [name, value] of [['rateLimit', rateLimit], ['session', session]] as const) {
-    if (value !== undefined && (typeof value !== 'object' || value === null)) throw new FCK_INVALID_OPTION(name, String(value), `${name === 'session' ? '@fastify/session' : '@fastify/rate-limit'} options (an object)`)
-  }
-  if (rateLimit !== undefined) checkRateLimit(rateLimit)
-  const { sharedState } = options
-  if (sharedState !== undefined && !['redis', 'primary', 'memory'].includes(sharedState)) {
-    throw new FCK_INVALID_OPTION('sharedState', JSON.stringify(sharedState), "'redis', 'primary' or 'memory'")
-  }
-  const identity = detectIdentity(env)
-  return {
-    backend: sharedState,
-    ...resolveRedis(options.redis, env),
-    startWithoutRedis: identity.manager === 'bootCluster' && env.CLUSTER_STARTED === 'true',
-    rateLimit,
-    session,
-    onStoreError,
-    storeTimeout: readMs(options.storeTimeout, { option: 'storeTimeout' }, env, DEFAULTS.storeTimeout, 1)
-  }
-}
-
-function resolveRedis (redis: RedisConfig | undefined, env: Env): Pick<ResolvedSharedState, 'redis' | 'redisSource'> {
-  if (redis !== undefined) {
-    if (typeof redis === 'string' ? !isRedisUrl(redis) : typeof redis !== 'object' || redis === null) {
-      throw new FCK_INVALID_OPTION('redis', typeof redis === 'string' ? JSON.stringify(redis) : String(redis), 'a redis:// or rediss:// URL, or ioredis options')
-    }
-    return { redis, redisSource: 'the redis option' }
-  }
-  const url = env.REDIS_URL
-  if (url !== undefined && url !== '') {
-    if (!isRedisUrl(url)) throw new FCK_INVALID_ENV('REDIS_URL', JSON.stringify(url), 'a redis:// or rediss:// URL')
-    return { redis: url, redisSource: 'REDIS_URL' }
-  }
-  if (env.REDIS_HOST !== undefined && env.REDIS_HOST !== '') {
-    const port = readInteger(undefined, { option: 'REDIS_PORT', env: 'REDIS_PORT' }, env, 6379, 1, 'a port number from 1 to 65535', 65535)
-    return { redis: { host: env.REDIS_HOST, port }, redisSource: 'REDIS_HOST and REDIS_PORT' }
-  }
-  return { redis: undefined, redisSource: 'none' }
-}
-
-function isRedisUrl (url: string): boolean {
-  try {
-    const { protocol, hostname } = new URL(url)
-    return (protocol === 'redis:' || protocol === 'rediss:') && hostname !== ''
-  } catch {
-    return false
-  }
-}
-
-/** @lukeed/ms's grammar, which @fastify/rate-limit parses `timeWindow` with. */
-const DURATION = /^\d*\.?\d+ *(milliseconds?|msecs?|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w|years?|yrs?|y)?$/i
-
-/**
- * @fastify/rate-limit quietly falls back to its defaults (1000 per minute) for a `max` or
- * `timeWindow` it cannot read, so a typo would loosen the limit: refuse those here.
- */
-function checkRateLimit ({ max, timeWindow }: RateLimitPluginOptions): void {
-  if (max !== undefined && typeof max !== 'function' && !(Number.isSafeInteger(max) && max >= 0)) {
-    throw new FCK_INVALID_OPTION('rateLimit.max', JSON.stringify(max), 'a whole number >= 0 or a function')
-  }
-  const readable = typeof timeWindow === 'function' || (typeof timeWindow === 'number' && Number.isFinite(timeWindow) && timeWindow > 0) ||
-    (typeof timeWindow === 'string' && DURATION.test(timeWindow.trim()))
-  if (timeWindow !== undefined && !readable) {
-    throw new FCK_INVALID_OPTION('rateLimit.timeWindow', JSON.stringify(timeWindow), "milliseconds, a duration like '1 minute', or a function")
   }
 }

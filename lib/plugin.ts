@@ -165,7 +165,7 @@ function decorateInjected (fastify: FastifyInstance, headers: ReadonlyArray<read
   if (headers.length === 0) return
   const inject = fastify.inject.bind(fastify) as (...args: unknown[]) => any
   const tag = <T>(response: T): T => {
-    if (response !== undefined && response !== null) for (const [name, value] of headers) (response as Injected).headers[name] ??= value
+    if (response !== undefined && response !== null) for (const [name, value] of headers) (response as unknown as Injected).headers[name] ??= value
     return response
   }
   const tagged = (callback: (error: unknown, response?: unknown) => void) => (error: unknown, response?: unknown) => callback(error, tag(response))

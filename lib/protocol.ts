@@ -28,7 +28,8 @@ export interface WorkerSample {
 
 /** What a worker asks of the primary's shared state (the `primary` backend of rate limits and sessions). */
 export type StateRequest =
-  | { op: 'incr', key: string, timeWindow: number, max: number, continueExceeding: boolean }
+  | { op: 'incr', key: string, timeWindow: number, max: number, continueExceeding: boolean, exponentialBackoff: boolean }
+  | { op: 'read', key: string }
   | { op: 'session:get', key: string }
   /** `data`: the session as JSON; `empty`: it holds nothing but its cookie (evicted first). */
   | { op: 'session:set', key: string, data: string, ttl: number, empty: boolean }

@@ -1,19 +1,30 @@
 import { createRequire } from 'node:module'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyPluginCallback, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
-import { FCK_INVALID_OPTION, FCK_REDIS_UNAVAILABLE, storeUnavailable } from './errors.js'
+import { FCK_INVALID_OPTION, FCK_MISSING_PEER, FCK_REDIS_UNAVAILABLE } from './errors.js'
 import type { Checks } from './health.js'
 import type { Identity } from './identity.js'
-import type { RedisConfig, ResolvedSharedState } from './options.js'
+import type { RedisConfig, ResolvedSharedState, SharedStateBackend } from './shared-options.js'
 import { PrimaryState } from './stores/primary-state.js'
+import { counterStore, primaryCounter, redisCounter } from './stores/rate-limit.js'
 import { PrimarySessionStore, RedisSessionStore } from './stores/sessions.js'
 
-/** Where cluster-wide state (rate limits, sessions) lives. */
-export type SharedStateBackend = 'redis' | 'primary' | 'memory'
+const nodeRequire = createRequire(import.meta.url)
 
-type Incr = (key: string, timeWindow: number, max: number, continueExceeding: boolean) => Promise<{ current: number, ttl: number }>
-
-const require = createRequire(import.meta.url)
+/**
+ * An optional peer dependency, loaded only when an option uses it: an app without sessions, rate
+ * limits or Redis installs none of them. A missing one is named, with the option that needs it.
+ */
+function peer<T> (name: string, option: string): T {
+  try {
+    return nodeRequire(name) as T
+  } catch (error) {
+    const { code, message } = error as { code?: string, message?: string }
+    if (code === 'MODULE_NOT_FOUND' && message?.includes(`'${name}'`) === true) throw new FCK_MISSING_PEER(name, option, name)
+    throw error
+  }
+}
 
 /** `redis` when Redis is configured, else `primary` under bootCluster, else `memory`; or what `sharedState` asks, if it can be had. */
 export function chooseBackend ({ backend, redis }: ResolvedSharedState, identity: Identity): SharedStateBackend {
@@ -33,7 +44,7 @@ export async function registerSharedState (
   fastify: FastifyInstance,
   options: ResolvedSharedState,
   backend: SharedStateBackend,
-  deps: { identity: Identity, checks: Checks, onStoreError: (store: string, error: Error) => void }
+  deps: { identity: Identity, checks: Checks, probes: ReadonlySet<string>, onStoreError: (store: string, error: Error) => void }
 ): Promise<void> {
   const { rateLimit, session } = options
   if (backend === 'memory' && deps.identity.manager === 'pm2' && (rateLimit !== undefined || session !== undefined)) {
@@ -53,8 +64,8 @@ export async function registerSharedState (
   }
 
   if (rateLimit !== undefined) {
-    const incr = redis !== undefined ? redisIncr(redis) : primary !== undefined ? primaryIncr(primary) : undefined
-    const store = incr === undefined ? undefined : counterStore(backend, incr, (error) => deps.onStoreError('rate-limit', error))
+    const counter = redis !== undefined ? redisCounter(redis) : primary !== undefined ? primaryCounter(primary) : undefined
+    const store = counter === undefined ? undefined : counterStore(backend, counter, (error) => deps.onStoreError('rate-limit', error))
     await registerOfficial(fastify, 'rateLimit', '@fastify/rate-limit', {
       ...rateLimit,
       ...(store === undefined ? {} : { store }),
@@ -73,14 +84,20 @@ export async function registerSharedState (
       saveUninitialized: false,
       ...session,
       ...(store === undefined || session.store !== undefined ? {} : { store })
-    })
+    }, deps.probes)
   }
 }
 
-/** Registers an official plugin; what it rejects becomes an error naming our option. */
-async function registerOfficial (fastify: FastifyInstance, option: string, name: string, settings: object): Promise<void> {
+/**
+ * Registers an official plugin; what it rejects becomes an error naming our option. With `skip`,
+ * the hooks the plugin adds do not run for those route paths (the probes): Fastify gives a hook
+ * added to a context to every route in it and its children, so no registration order or child
+ * context keeps @fastify/session's store away from a probe.
+ */
+async function registerOfficial (fastify: FastifyInstance, option: string, name: string, settings: object, skip?: ReadonlySet<string>): Promise<void> {
+  const plugin = peer<FastifyPluginCallback>(name, option)
   try {
-    await fastify.register(require(name), settings)
+    await fastify.register(skip === undefined ? plugin : skippingRoutes(plugin, name, skip), settings)
   } catch (error) {
     // The secret stays out of the message, and so does the store (it holds a Redis client).
     const shown = JSON.stringify(settings, (key, value) => key === 'secret' ? '<hidden>' : key === 'store' ? '<store>' : value)
@@ -109,7 +126,7 @@ async function connectRedis (fastify: FastifyInstance, options: ResolvedSharedSt
     retryStrategy: (times: number) => Math.min(times * 100, 1000),
     lazyConnect: true
   }
-  const { Redis } = require('ioredis') as typeof import('ioredis')
+  const { Redis } = peer<typeof import('ioredis')>('ioredis', options.redisSource)
   const config = options.redis as RedisConfig
   const client = typeof config === 'string' ? new Redis(config, failFast) : new Redis({ ...failFast, ...config })
   // Failures reach requests (503 or fail-open) and readiness; the client's own events would only
@@ -145,43 +162,34 @@ function redactUrl (url: string): string {
   return parsed.toString()
 }
 
-function redisIncr (redis: Redis): Incr {
-  // The official Redis store's atomic Lua script, one instance per continueExceeding setting.
-  const RedisStore = require('@fastify/rate-limit/store/RedisStore.js')
-  const stores = [false, true].map((continueExceeding) => new RedisStore(continueExceeding, false, redis, ''))
-  return async (key, timeWindow, max, continueExceeding) => await new Promise((resolve, reject) => {
-    stores[Number(continueExceeding)].incr(key, (error: Error | null, result: { current: number, ttl: number }) => error === null ? resolve(result) : reject(error), timeWindow, max)
-  })
-}
-
-function primaryIncr (state: PrimaryState): Incr {
-  return async (key, timeWindow, max, continueExceeding) =>
-    await state.request({ op: 'incr', key, timeWindow, max, continueExceeding }) as { current: number, ttl: number }
-}
-
-interface RateLimitParams { continueExceeding?: boolean, routeInfo?: { method?: string, url?: string } }
+type Hook = (this: unknown, request: FastifyRequest, ...rest: any[]) => unknown
 
 /**
- * A @fastify/rate-limit store (it constructs the class itself) over a shared counter. Keys are
- * namespaced, and per route for routes with their own limit, as the official stores do. A failure
- * is reported and passed on as FCK_STORE_UNAVAILABLE: with fail-open (skipOnError) the request
- * goes through, with fail-closed it is answered 503.
+ * The plugin, registered under its own name, run on a view of the instance whose `addHook` makes
+ * every hook pass straight through for requests to the `skip` paths.
  */
-function counterStore (backend: SharedStateBackend, incr: Incr, onError: (error: Error) => void): new (params: RateLimitParams) => object {
-  return class CounterStore {
-    constructor (private readonly params: RateLimitParams, private readonly prefix = 'fck:rl:') {}
-
-    incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number, max: number): void {
-      incr(this.prefix + key, timeWindow, max, this.params.continueExceeding === true).then(
-        (result) => callback(null, result),
-        (error: Error) => {
-          onError(error)
-          callback(storeUnavailable(`${backend} rate-limit`, error))
-        })
+function skippingRoutes (plugin: FastifyPluginCallback, name: string, skip: ReadonlySet<string>): FastifyPluginCallback {
+  const skipped = (request: FastifyRequest): boolean => skip.has(request.routeOptions.url ?? '')
+  const wrap = (hook: Hook): Hook => {
+    // Fastify tells an async hook from a callback one by its kind and arity: keep both.
+    if (hook.constructor.name === 'AsyncFunction') {
+      return async function (this: unknown, request, ...rest) { return skipped(request) ? rest[1] : await hook.call(this, request, ...rest) }
     }
-
-    child (params: RateLimitParams): CounterStore {
-      return new CounterStore(params, `${this.prefix}${params.routeInfo?.method ?? ''}${params.routeInfo?.url ?? ''}-`)
-    }
+    // Where `done` is after the request: (request, reply, done), or onSend's (request, reply, payload, done).
+    const done = hook.length - 2
+    return Object.defineProperty(function (this: unknown, request: FastifyRequest, ...rest: any[]) {
+      // onSend passes its payload on; every other hook just continues.
+      if (skipped(request)) return done === 2 ? rest[2](null, rest[1]) : rest[done]()
+      return hook.call(this, request, ...rest)
+    }, 'length', { value: hook.length })
   }
+  return fp((instance, options, next) => {
+    const view = new Proxy(instance, {
+      get: (target, property) => property === 'addHook'
+        ? (hookName: string, hook: Hook) => target.addHook(hookName as 'onRequest', wrap(hook) as never)
+        : Reflect.get(target, property, target)
+    })
+    const result = plugin(view, options, next) as unknown
+    if (result instanceof Promise) result.then(() => next(), next)
+  }, { fastify: '5.x', name })
 }

@@ -63,13 +63,25 @@ t.test('a hanging check fails at its timeout instead of hanging the probe', asyn
   t.ok(elapsed < 4000, `answered long before the plugin-wide 5000 ms timeout (${Math.round(elapsed)} ms)`)
 })
 
-t.test('readiness is 503 before the server listens', async (t) => {
+t.test('fastify.inject() sees the real readiness and the worker headers, in all three forms of inject', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(clusterPlugin, { handleSignals: false })
+  let ready = true
+  app.cluster.addCheck('db', () => ready)
+  app.get('/', async () => 'hello')
   const response = await app.inject('/health/ready')
-  t.equal(response.statusCode, 503)
-  t.equal(response.json().status, 'starting')
+  t.equal(response.statusCode, 200, 'ready: every check passes (nothing needs to listen for inject)')
+  t.equal(response.json().status, 'ok')
+  t.equal(response.headers['x-worker-id'], 'single')
+  t.equal(response.headers['x-worker-pid'], String(process.pid))
+  ready = false
+  const failing = await app.inject({ method: 'GET', url: '/health/ready' })
+  t.equal(failing.statusCode, 503, 'a failing check shows through inject too')
+  const chained = await app.inject().get('/').end()
+  t.equal(chained.headers['x-worker-id'], 'single', 'the chained form')
+  const called = await new Promise<any>((resolve, reject) => { app.inject('/', (error, res) => error ? reject(error) : resolve(res)) })
+  t.equal(called.headers['x-worker-pid'], String(process.pid), 'the callback form')
 })
 
 t.test('the prefix is configurable, or the routes can be left out', async (t) => {

@@ -38,6 +38,12 @@ const cases: Array<[string, unknown, NodeJS.ProcessEnv, RegExp, string]> = [
     /Invalid option session: got .*"secret":"<hidden>".*expected options @fastify\/session accepts \(the secret must have length 32 or greater\)/, 'FCK_INVALID_OPTION'],
   ['a rate-limit max that is not a number', { rateLimit: { max: 'ten' } }, {}, /Invalid option rateLimit\.max: got "ten", expected a whole number >= 0/, 'FCK_INVALID_OPTION'],
   ['an unreadable rate-limit window', { rateLimit: { timeWindow: 'soon' } }, {}, /Invalid option rateLimit\.timeWindow: got "soon"/, 'FCK_INVALID_OPTION'],
+  ['a misspelled rate-limit key', { rateLimit: { max: 10, timewindow: '1 minute' } }, {},
+    /Invalid option rateLimit\.timewindow: got an unknown option, expected one of global, max, timeWindow, /, 'FCK_INVALID_OPTION'],
+  ['a rate-limit store of its own', { rateLimit: { store: class {} } }, {},
+    /Invalid option rateLimit\.store: got an unknown option, expected none of store, redis, skipOnError: clusterPlugin provides the store/, 'FCK_INVALID_OPTION'],
+  ['a misspelled session key', { session: { secret: 'a-session-secret-of-at-least-32-characters', saveUnitialized: true } }, {},
+    /Invalid option session\.saveUnitialized: got an unknown option, expected one of secret, /, 'FCK_INVALID_OPTION'],
   ['onStoreError typo', { onStoreError: 'open' }, {}, /Invalid option onStoreError: got "open", expected 'fail-open' or 'fail-closed'/, 'FCK_INVALID_OPTION'],
   ['bad GRACEFUL_SHUTDOWN_TIMEOUT', {}, { GRACEFUL_SHUTDOWN_TIMEOUT: 'soon' }, /Invalid environment variable GRACEFUL_SHUTDOWN_TIMEOUT: got "soon"/, 'FCK_INVALID_ENV']
 ]

@@ -56,6 +56,22 @@ for (const backend of ['redis', 'primary'] as const) {
   })
 }
 
+for (const backend of ['redis', 'primary'] as const) {
+  t.test(`${backend} backend: exponentialBackoff doubles the window per request over the limit; increment: false only reads`, async (t) => {
+    const env = backend === 'redis' ? { REDIS_URL: (await startRedis(t)).url } : {}
+    const cluster = await startCluster(t, pluginEnv({ rateLimit: { max: 2, timeWindow: 1000, exponentialBackoff: true } }, env))
+    const responses = []
+    for (let i = 0; i < 5; i++) responses.push(await send(cluster.port, { path: '/' }))
+    t.same(responses.map((response) => response.status), [200, 200, 429, 429, 429])
+    t.same(responses.slice(2).map((response) => response.headers['retry-after']), ['1', '2', '4'], 'the window doubles: 1 s, 2 s, 4 s')
+    t.same(new Set(responses.map((response) => response.headers['x-worker-id'])), new Set(['0', '1']), 'across both workers')
+
+    const limit = async (op: 'take' | 'peek'): Promise<number> => JSON.parse((await send(cluster.port, { path: `/limit/${op}` })).body).remaining
+    t.same([await limit('take'), await limit('take'), await limit('peek'), await limit('peek'), await limit('take'), await limit('peek')],
+      [2, 1, 1, 1, 0, 0], 'peeking (increment: false) does not count')
+  })
+}
+
 t.test('two bootCluster processes sharing one Redis: the limit holds across both', async (t) => {
   const redis = await startRedis(t)
   const options = pluginEnv({ rateLimit: { max: 50, timeWindow: '1 minute' } }, { REDIS_URL: redis.url })

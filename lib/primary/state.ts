@@ -45,6 +45,10 @@ export class SharedState {
   handle (request: StateRequest, now = Date.now()): unknown {
     switch (request.op) {
       case 'incr': return this.#incr(request, now)
+      case 'read': {
+        const entry = this.#counters.get(request.key)
+        return entry === undefined || entry.resetAt <= now ? { current: 0, ttl: 0 } : { current: entry.current, ttl: entry.resetAt - now }
+      }
       case 'session:get': {
         const entry = this.#sessions.get(request.key) ?? this.#empty.get(request.key)
         if (entry === undefined || entry.expiresAt <= now) return null
@@ -60,8 +64,8 @@ export class SharedState {
     }
   }
 
-  /** The same arithmetic as @fastify/rate-limit's stores: a fixed window from the first hit. */
-  #incr ({ key, timeWindow, max, continueExceeding }: Extract<StateRequest, { op: 'incr' }>, now: number): { current: number, ttl: number } {
+  /** The same arithmetic as @fastify/rate-limit's stores (see lib/stores/rate-limit.ts). */
+  #incr ({ key, timeWindow, max, continueExceeding, exponentialBackoff }: Extract<StateRequest, { op: 'incr' }>, now: number): { current: number, ttl: number } {
     let entry = this.#counters.get(key)
     if (entry === undefined || entry.resetAt <= now) {
       this.#counters.delete(key)
@@ -70,8 +74,10 @@ export class SharedState {
       while (this.#counters.size > this.limits.maxCounters) this.#evictOldest(this.#counters, 'counter')
     }
     entry.current++
-    // continueExceeding: a client over the limit keeps its window open until it stops.
+    // continueExceeding: a client over the limit keeps its window open until it stops;
+    // exponentialBackoff: its window doubles with every hit over the limit.
     if (continueExceeding && entry.current > max) entry.resetAt = now + timeWindow
+    else if (exponentialBackoff && entry.current > max) entry.resetAt = now + Math.min(timeWindow * 2 ** (entry.current - max - 1), Number.MAX_SAFE_INTEGER)
     return { current: entry.current, ttl: entry.resetAt - now }
   }
 

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis'
 import { storeUnavailable } from '../errors.js'
 import type { PrimaryState } from './primary-state.js'
 
@@ -64,9 +63,16 @@ export interface SessionStoreOptions {
   onError?: (error: Error) => void
 }
 
+/** What RedisSessionStore needs of a Redis client (an ioredis `Redis` or `Cluster`). */
+export interface RedisLike {
+  get: (key: string) => Promise<string | null>
+  set: (key: string, value: string, mode: 'PX', ttl: number) => Promise<unknown>
+  del: (key: string) => Promise<unknown>
+}
+
 /** Sessions in Redis: one JSON string per session, expiring with it (`PX`). */
 export class RedisSessionStore extends KeyValueSessionStore {
-  constructor (private readonly redis: Redis, options: SessionStoreOptions = {}) {
+  constructor (private readonly redis: RedisLike, options: SessionStoreOptions = {}) {
     super('redis session', options.prefix ?? 'fck:sess:', options.ttl ?? DEFAULT_TTL, options.onError)
   }
 
