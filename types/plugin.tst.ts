@@ -6,6 +6,8 @@ import clusterPlugin, {
   clusterPlugin as named,
   type ClusterDecorator,
   type ClusterPluginOptions,
+  FCK_INVALID_OPTION,
+  FCK_MISSING_PEER,
   type Manager,
   RedisSessionStore,
   type SessionStoreOptions,
@@ -71,4 +73,16 @@ test('shared state: redis, rateLimit and session options, the stores', () => {
   expect(app.register(clusterPlugin, { rateLimit: { max: 'ten' } })).type.toRaiseError()
   expect<ConstructorParameters<typeof RedisSessionStore>[1]>().type.toBe<SessionStoreOptions | undefined>()
   expect(new RedisSessionStore(new Redis()).get).type.toBeCallableWith('id', () => {})
+})
+
+test('error classes are exported, with their codes', () => {
+  expect(new FCK_INVALID_OPTION('workers', '0', 'a whole number').code).type.toBe<'FCK_INVALID_OPTION'>()
+  expect(new FCK_MISSING_PEER('ioredis', 'redis', 'ioredis')).type.toBeAssignableTo<Error>()
+  expect(new FCK_INVALID_OPTION('workers')).type.toRaiseError()
+})
+
+test('rate-limit options are the kit\'s own: a typo does not compile', () => {
+  expect(app.register(clusterPlugin, { rateLimit: { max: 10, timewindow: '1 minute' } })).type.toRaiseError()
+  expect(app.register(clusterPlugin, { rateLimit: { max: 10, exponentialBackoff: true, keyGenerator: (request) => request.ip } })).type.not.toRaiseError()
+  expect(app.register(clusterPlugin, { session: { cookie: { secure: 'auto' } } })).type.toRaiseError()
 })
