@@ -1,27 +1,6 @@
 import t from 'tap'
-import { nextState, SLOT_EVENTS, SLOT_STATES } from '../dist/primary/slot.js'
 import { processesMatchStats, startCluster } from './helpers/cluster.js'
 import { send } from './helpers/http.js'
-
-// Written out here rather than derived, so a change to the table in lib/ must be made twice.
-const EXPECTED: Record<string, Record<string, string>> = {
-  //           fork        listening  promote  drain       exit       crash      give-up
-  starting: { fork: 'starting', listening: 'ready', promote: 'ready', drain: 'draining', exit: 'stopped', crash: 'crashed', 'give-up': 'starting' },
-  ready: { fork: 'ready', listening: 'ready', promote: 'ready', drain: 'draining', exit: 'stopped', crash: 'crashed', 'give-up': 'ready' },
-  draining: { fork: 'draining', listening: 'draining', promote: 'ready', drain: 'draining', exit: 'stopped', crash: 'crashed', 'give-up': 'draining' },
-  stopped: { fork: 'starting', listening: 'stopped', promote: 'ready', drain: 'stopped', exit: 'stopped', crash: 'stopped', 'give-up': 'given-up' },
-  crashed: { fork: 'starting', listening: 'crashed', promote: 'ready', drain: 'crashed', exit: 'crashed', crash: 'crashed', 'give-up': 'given-up' },
-  'given-up': { fork: 'starting', listening: 'given-up', promote: 'ready', drain: 'given-up', exit: 'given-up', crash: 'given-up', 'give-up': 'given-up' }
-}
-
-t.test('the slot state machine answers every (state, event) pair', async (t) => {
-  t.equal(SLOT_STATES.length * SLOT_EVENTS.length, 42)
-  for (const state of SLOT_STATES) {
-    for (const event of SLOT_EVENTS) {
-      t.equal(nextState(state, event), EXPECTED[state]?.[event], `${state} --${event}-->`)
-    }
-  }
-})
 
 t.test('a reload while a slot drains on its own: ok, the drained worker retired, no process unlisted (3 times)', async (t) => {
   const cluster = await startCluster(t)

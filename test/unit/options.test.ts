@@ -1,0 +1,48 @@
+import os from 'node:os'
+import t from 'tap'
+import { resolveOptions } from '../../lib/options.js'
+import { resolveBootOptions } from '../../lib/primary/options.js'
+
+const cores = os.availableParallelism()
+const boot = (options: object, env: Record<string, string> = {}): unknown => resolveBootOptions(options, { NODE_ENV: 'development', ...env })
+const worker = { CLUSTER_WORKER: 'true', WORKER_ID: '0', GRACEFUL_SHUTDOWN_TIMEOUT: '30000', CLUSTER_HEARTBEAT_TIMEOUT: '15000' }
+
+t.test('worker count: 1 to 4 per core, 1024 with allowOversubscribe', async (t) => {
+  t.match(boot({ workers: 4 * cores }), { workers: 4 * cores })
+  t.throws(() => boot({ workers: 4 * cores + 1 }), { code: 'FCK_INVALID_OPTION', message: new RegExp(`<= ${4 * cores} \\(4 per core on ${cores} cores`) })
+  t.throws(() => boot({}, { CLUSTER_WORKERS: '100000' }), { code: 'FCK_INVALID_ENV', message: /CLUSTER_WORKERS: got "100000"/ })
+  t.match(boot({ workers: 1024, allowOversubscribe: true }), { workers: 1024 })
+  t.throws(() => boot({}, { CLUSTER_WORKERS: '1025', CLUSTER_ALLOW_OVERSUBSCRIBE: 'true' }), { message: /expected a whole number of workers >= 1 and <= 1024$/ })
+  t.throws(() => boot({ workers: 0 }), { message: /workers: got 0/ })
+})
+
+t.test('maxMemory: at least 64M; milliseconds: at most a day; maxRestarts: at most 1000', async (t) => {
+  t.match(boot({ maxMemory: '64M' }), { maxMemory: 64 * 2 ** 20 })
+  t.throws(() => boot({}, { MAX_WORKER_MEMORY: '40M' }), { message: /MAX_WORKER_MEMORY: got "40M", expected .* at least 64M/ })
+  t.throws(() => boot({ maxMemory: 512 }), { message: /maxMemory: got 512/ })
+  t.throws(() => boot({ gracefulTimeout: 86_400_001 }), { message: /gracefulTimeout: got 86400001, expected a whole number of milliseconds >= 1 and <= 86400000/ })
+  t.throws(() => boot({ maxRestarts: 1001 }), { message: /maxRestarts: got 1001/ })
+  t.match(boot({ givenUpRetryDelay: 0 }), { givenUpRetryDelay: 0 })
+})
+
+t.test('primaryStore: limits with defaults, unknown keys refused', async (t) => {
+  t.match(boot({ primaryStore: { maxSessions: 10 } }), { primaryStore: { maxSessions: 10, maxSessionBytes: 64 * 2 ** 20, maxCounters: 100_000 } })
+  t.throws(() => boot({ primaryStore: { maxSesions: 10 } }), { message: /primaryStore\.maxSesions: got an unknown option/ })
+  t.throws(() => boot({ primaryStore: { maxSessions: 0 } }), { message: /primaryStore\.maxSessions: got 0/ })
+})
+
+t.test('plugin timings under bootCluster agree with the primary\'s', async (t) => {
+  t.match(resolveOptions({}, worker), { gracefulTimeout: 30_000, heartbeatInterval: 1000 })
+  t.throws(() => resolveOptions({ gracefulTimeout: 5000 }, worker), { message: /gracefulTimeout: got 5000, expected bootCluster's gracefulTimeout \(30000 ms\)/ })
+  t.throws(() => resolveOptions({ heartbeatInterval: 7501 }, worker), { message: /heartbeatInterval: got 7501, expected .* <= 7500/ })
+  t.match(resolveOptions({ heartbeatInterval: 20_000 }, {}), { heartbeatInterval: 20_000 }, 'no primary: no heartbeat bound')
+  t.throws(() => resolveOptions({ shutdownDelay: 30_000 }, worker), { message: /shutdownDelay: got 30000, expected .* <= 29999/ })
+})
+
+t.test('shared-state options: official plugins\' keys only; where Redis came from', async (t) => {
+  t.throws(() => resolveOptions({ rateLimit: { max: 1, timewindow: 1 } as object }, {}), { message: /rateLimit\.timewindow: got an unknown option/ })
+  t.throws(() => resolveOptions({ session: { secret: 'x', cookiename: 'a' } as any }, {}), { message: /session\.cookiename: got an unknown option/ })
+  t.match(resolveOptions({}, { REDIS_URL: 'redis://cache:6379' }).shared, { redis: 'redis://cache:6379', redisSource: 'REDIS_URL', startWithoutRedis: false })
+  t.match(resolveOptions({}, { ...worker, REDIS_HOST: 'cache', CLUSTER_STARTED: 'true' }).shared,
+    { redis: { host: 'cache', port: 6379 }, redisSource: 'REDIS_HOST and REDIS_PORT', startWithoutRedis: true })
+})
