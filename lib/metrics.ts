@@ -4,7 +4,8 @@ import FindMyWay from 'find-my-way'
 import { collectDefaultMetrics, Counter, Registry, type Metric } from 'prom-client'
 import type { Identity } from './identity.js'
 import type { ResolvedMetricsOptions } from './options.js'
-import { isPrimaryMessage, sendToPrimary, type MetricJSON } from './protocol.js'
+import { sendToPrimary, type MetricJSON } from './protocol.js'
+import type { WorkerChannel } from './worker-channel.js'
 
 /** The `route` label of requests no route matched: one label, whatever the URL. */
 const NOT_FOUND_ROUTE = 'not_found'
@@ -99,18 +100,12 @@ export class WorkerMetrics {
     this.#storeErrors.inc({ store })
   }
 
-  /** Answers the primary's `fck:metrics-request` messages (install once listening). */
-  listen (): void {
-    process.on('message', this.#onMessage)
+  /** Answers the primary's scrapes (`fck:metrics-request`) on the worker's channel. */
+  listen (channel: WorkerChannel): void {
+    channel.on('fck:metrics-request', this.#onScrape)
   }
 
-  stop (): void {
-    process.removeListener('message', this.#onMessage)
-  }
-
-  #onMessage = (message: unknown): void => {
-    if (!isPrimaryMessage(message) || message.type !== 'fck:metrics-request') return
-    const { id } = message
+  #onScrape = ({ id }: { id: number }): void => {
     this.registry.getMetricsAsJSON().then(
       // prom-client types `type` as a numeric enum; at run time it is the string ('counter', ...).
       (metrics) => sendToPrimary({ type: 'fck:metrics', workerId: this.identity.workerId, pid: process.pid, id, metrics: metrics as unknown as MetricJSON[] }),

@@ -11,6 +11,7 @@ import type { SharedStateBackend } from './shared-options.js'
 import { chooseBackend, registerSharedState } from './shared-state.js'
 import { Shutdown } from './shutdown.js'
 import { Traffic } from './traffic.js'
+import { WorkerChannel } from './worker-channel.js'
 
 /** `fastify.cluster`: what a route or plugin may ask about the worker it runs in. */
 export interface ClusterDecorator {
@@ -54,6 +55,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   const sampler = new Sampler(traffic)
   const checks = new Checks(options.checkTimeout)
   const shutdown = new Shutdown(fastify, traffic, options, identity)
+  const channel = new WorkerChannel()
   // Imported here, not at the top: the primary loads this module too (through index.ts) and must
   // not pay for prom-client, which only workers use.
   const metrics = options.metrics === false ? undefined : new (await import('./metrics.js')).WorkerMetrics(options.metrics, identity)
@@ -109,6 +111,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   await registerSharedState(fastify, options.shared, backend, {
     identity,
     checks,
+    channel,
     probes,
     onStoreError: (store, error) => {
       metrics?.countStoreError(store)
@@ -135,9 +138,9 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   })
 
   fastify.addHook('onListen', async () => {
-    shutdown.install()
+    shutdown.install(channel)
     if (reportsToPrimary) {
-      metrics?.listen()
+      metrics?.listen(channel)
       sendToPrimary({ type: 'fck:ready', workerId: identity.workerId, pid: process.pid, address: describeAddress(fastify) })
     } else if (identity.manager === 'pm2' && process.send !== undefined) {
       // PM2's `wait_ready` waits for exactly this message.
@@ -148,7 +151,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   fastify.addHook('onClose', async () => {
     untap()
     shutdown.uninstall()
-    metrics?.stop()
+    channel.close()
     sampler.stop()
     traffic.stop()
   })

@@ -5,8 +5,9 @@ import type { Redis } from 'ioredis'
 import { FCK_INVALID_OPTION, FCK_MISSING_PEER, FCK_REDIS_UNAVAILABLE } from './errors.js'
 import type { Checks } from './health.js'
 import type { Identity } from './identity.js'
+import type { StateRequest } from './protocol.js'
+import type { WorkerChannel } from './worker-channel.js'
 import type { RedisConfig, ResolvedSharedState, SharedStateBackend } from './shared-options.js'
-import { PrimaryState } from './stores/primary-state.js'
 import { counterStore, primaryCounter, redisCounter } from './stores/rate-limit.js'
 import { PrimarySessionStore, RedisSessionStore } from './stores/sessions.js'
 
@@ -44,23 +45,21 @@ export async function registerSharedState (
   fastify: FastifyInstance,
   options: ResolvedSharedState,
   backend: SharedStateBackend,
-  deps: { identity: Identity, checks: Checks, probes: ReadonlySet<string>, onStoreError: (store: string, error: Error) => void }
+  deps: { identity: Identity, checks: Checks, channel: WorkerChannel, probes: ReadonlySet<string>, onStoreError: (store: string, error: Error) => void }
 ): Promise<void> {
   const { rateLimit, session } = options
   if (backend === 'memory' && deps.identity.manager === 'pm2' && (rateLimit !== undefined || session !== undefined)) {
     fastify.log.warn('clusterPlugin: no Redis configured under PM2: rate limits and sessions are per worker (set REDIS_URL to share them)')
   }
   let redis: Redis | undefined
-  let primary: PrimaryState | undefined
+  let primary: ((request: StateRequest) => Promise<unknown>) | undefined
   if (backend === 'redis') {
     redis = await connectRedis(fastify, options)
     const client = redis
     // Answers at once while Redis is away (no offline queue), and turns ready again when it is back.
     deps.checks.add('redis', async () => (await client.ping()) === 'PONG', { timeout: options.storeTimeout })
-  } else if (backend === 'primary' && (rateLimit !== undefined || session !== undefined)) {
-    primary = new PrimaryState(options.storeTimeout)
-    const state = primary
-    fastify.addHook('onClose', async () => state.stop())
+  } else if (backend === 'primary') {
+    primary = async (request) => await deps.channel.request(request, options.storeTimeout)
   }
 
   if (rateLimit !== undefined) {

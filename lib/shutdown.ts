@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import type { Identity } from './identity.js'
 import type { ResolvedOptions } from './options.js'
-import { isPrimaryMessage, PM2_SHUTDOWN_MESSAGE, sendToPrimary } from './protocol.js'
+import { sendToPrimary } from './protocol.js'
+import type { WorkerChannel } from './worker-channel.js'
 import type { Traffic } from './traffic.js'
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const
@@ -32,17 +33,16 @@ export class Shutdown {
     private readonly identity: Identity
   ) {}
 
-  /** Listen for signals and shutdown messages; called once the server listens. */
-  install (): void {
+  /** Listen for signals and shutdown messages (ours, PM2's); called once the server listens. */
+  install (channel: WorkerChannel): void {
     if (this.#installed) return
     this.#installed = true
     if (this.options.handleSignals) for (const signal of SIGNALS) process.on(signal, this.#onSignal)
-    if (process.send !== undefined) process.on('message', this.#onMessage)
+    channel.on('fck:shutdown', ({ reason }) => this.#start(reason))
   }
 
   uninstall (): void {
     for (const signal of SIGNALS) process.removeListener(signal, this.#onSignal)
-    process.removeListener('message', this.#onMessage)
   }
 
   #onSignal = (signal: NodeJS.Signals): void => {
@@ -51,11 +51,6 @@ export class Shutdown {
       process.exit(1)
     }
     this.#start(signal)
-  }
-
-  #onMessage = (message: unknown): void => {
-    if (message === PM2_SHUTDOWN_MESSAGE) this.#start('pm2 shutdown message')
-    else if (isPrimaryMessage(message) && message.type === 'fck:shutdown') this.#start(message.reason)
   }
 
   #start (reason: string): void {

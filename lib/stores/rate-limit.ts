@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
 import { storeUnavailable } from '../errors.js'
-import type { PrimaryState } from './primary-state.js'
+import type { StateRequest } from '../protocol.js'
 
 export interface Count { current: number, ttl: number }
 
@@ -59,10 +59,10 @@ export function redisCounter (redis: Redis): SharedCounter {
   }
 }
 
-export function primaryCounter (state: PrimaryState): SharedCounter {
+export function primaryCounter (ask: (request: StateRequest) => Promise<unknown>): SharedCounter {
   return {
-    incr: async (key, timeWindow, max, mode) => await state.request({ op: 'incr', key, timeWindow, max, ...mode }) as Count,
-    read: async (key) => await state.request({ op: 'read', key }) as Count
+    incr: async (key, timeWindow, max, mode) => await ask({ op: 'incr', key, timeWindow, max, ...mode }) as Count,
+    read: async (key) => await ask({ op: 'read', key }) as Count
   }
 }
 

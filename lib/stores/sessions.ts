@@ -1,5 +1,5 @@
 import { storeUnavailable } from '../errors.js'
-import type { PrimaryState } from './primary-state.js'
+import type { StateRequest } from '../protocol.js'
 
 type Callback<T = void> = (error?: Error | null, value?: T) => void
 
@@ -92,22 +92,22 @@ export class RedisSessionStore extends KeyValueSessionStore {
 
 /** Sessions held by the bootCluster primary, reached over IPC; see lib/primary/state.ts. */
 export class PrimarySessionStore extends KeyValueSessionStore {
-  constructor (private readonly state: PrimaryState, options: SessionStoreOptions = {}) {
+  constructor (private readonly ask: (request: StateRequest) => Promise<unknown>, options: SessionStoreOptions = {}) {
     super('primary session', options.prefix ?? 'fck:sess:', options.ttl ?? DEFAULT_TTL, options.onError)
   }
 
   protected async read (key: string): Promise<unknown> {
-    const data = await this.state.request({ op: 'session:get', key })
+    const data = await this.ask({ op: 'session:get', key })
     return typeof data === 'string' ? JSON.parse(data) : null
   }
 
   protected async write (key: string, session: unknown, ttl: number): Promise<void> {
     // As JSON, as in Redis: both backends hand back the same plain object, and the primary counts its bytes.
     const empty = Object.keys(session as object).every((name) => name === 'cookie')
-    await this.state.request({ op: 'session:set', key, data: JSON.stringify(session), ttl, empty })
+    await this.ask({ op: 'session:set', key, data: JSON.stringify(session), ttl, empty })
   }
 
   protected async remove (key: string): Promise<void> {
-    await this.state.request({ op: 'session:destroy', key })
+    await this.ask({ op: 'session:destroy', key })
   }
 }

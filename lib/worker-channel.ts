@@ -1,0 +1,45 @@
+import { Correlator } from './correlator.js'
+import { FCK_STORE_UNAVAILABLE } from './errors.js'
+import { isPrimaryMessage, PM2_SHUTDOWN_MESSAGE, sendToPrimary, type PrimaryMessage, type StateRequest } from './protocol.js'
+
+type Handler<T extends PrimaryMessage['type']> = (message: Extract<PrimaryMessage, { type: T }>) => void
+
+/**
+ * A worker's one listener on its IPC channel: what the primary (or PM2) sends is dispatched by
+ * type to the part of the plugin that handles it, and requests to the primary's store are matched
+ * to their answers. Listening starts with the first handler and ends with `close()`.
+ */
+export class WorkerChannel {
+  readonly #handlers = new Map<string, (message: any) => void>()
+  readonly #requests = new Correlator<unknown>()
+  #listening = false
+
+  /** One handler per message type; PM2's plain `shutdown` string counts as `fck:shutdown`. */
+  on<T extends PrimaryMessage['type']>(type: T, handler: Handler<T>): void {
+    this.#handlers.set(type, handler)
+    if (!this.#listening && process.send !== undefined) {
+      this.#listening = true
+      process.on('message', this.#dispatch)
+    }
+  }
+
+  /** Asks the primary's shared store; fails with FCK_STORE_UNAVAILABLE after `timeout` ms. */
+  async request (request: StateRequest, timeout: number): Promise<unknown> {
+    if (process.send === undefined || !process.connected) throw new FCK_STORE_UNAVAILABLE('primary', 'no IPC channel to the primary')
+    // Listening only from the first request: a listener keeps the IPC channel, and so the process, alive.
+    if (!this.#handlers.has('fck:state-result')) this.on('fck:state-result', (message) => this.#requests.settle(message.id, message.value))
+    return await this.#requests.request((id) => { sendToPrimary({ type: 'fck:state', id, request }).catch(() => {}) }, timeout,
+      () => new FCK_STORE_UNAVAILABLE('primary', `no answer within ${timeout} ms`))
+  }
+
+  close (): void {
+    process.removeListener('message', this.#dispatch)
+    this.#listening = false
+    this.#requests.cancel(new FCK_STORE_UNAVAILABLE('primary', 'the plugin closed'))
+  }
+
+  #dispatch = (message: unknown): void => {
+    if (message === PM2_SHUTDOWN_MESSAGE) this.#handlers.get('fck:shutdown')?.({ type: 'fck:shutdown', reason: 'pm2 shutdown message' })
+    else if (isPrimaryMessage(message)) this.#handlers.get(message.type)?.(message)
+  }
+}
