@@ -126,8 +126,8 @@ interface DurationSeries {
 /**
  * `http_request_duration_seconds`, a histogram prom-client's registry serves like its own (it
  * asks any registered metric for `get()`). It replaces prom-client's Histogram on the hot path:
- * that one validates and hashes the label object on every observation (about 0.4 µs, a few
- * percent of a small route's throughput); here a request costs two Map lookups in its route's
+ * that one validates and hashes the label object on every observation, a cost a small route
+ * feels (benchmarks/RESULTS.md, overhead); here a request costs two Map lookups in its route's
  * series, which its handler hands over (see WorkerMetrics#watchRoute).
  */
 class RequestDurations {

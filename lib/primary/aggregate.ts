@@ -4,7 +4,7 @@ import type { MetricJSON } from '../protocol.js'
 //
 // prom-client's AggregatorRegistry does this too, but it rejects the whole scrape when one worker
 // is slow and leaves the pending request behind; and loading prom-client would cost the primary
-// about 11 MB of its memory. The rules here are prom-client's: each metric's `aggregator` (sum by
+// memory it otherwise does not need (benchmarks/RESULTS.md, supervisor). The rules here are prom-client's: each metric's `aggregator` (sum by
 // default; first, min, max, average, omit) applied per metric name and label set. One rule is
 // added: summaries are never combined (a sum of quantiles means nothing), each worker's series
 // keeps a `worker` label instead.

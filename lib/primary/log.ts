@@ -2,8 +2,8 @@ import { hostname } from 'node:os'
 
 /**
  * The primary's logger: JSON lines in pino's format (level numbers, `time`, `pid`, `hostname`,
- * `msg`), so primary and worker logs read and parse alike. Hand-written because pino itself costs
- * the primary about 9 MB of resident memory, a fifth of its budget, to write a few lines a minute.
+ * `msg`), so primary and worker logs read and parse alike. Hand-written because pino itself would
+ * cost the primary resident memory out of proportion to a few lines a minute (benchmarks/RESULTS.md).
  */
 const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const
 export type LevelName = keyof typeof LEVELS
