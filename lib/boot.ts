@@ -1,14 +1,14 @@
 import cluster from 'node:cluster'
 import type { FastifyInstance } from 'fastify'
-import { FCK_INVALID_ENV, FCK_INVALID_FACTORY, FCK_INVALID_OPTION, FCK_PORT_IN_USE } from './errors.js'
-import { detectIdentity, workerEnv, type Identity } from './identity.js'
-import { resolveOptions, type ClusterPluginOptions } from './options.js'
-import { clusterPlugin } from './plugin.js'
+import { FCK_INVALID_ENV, FCK_INVALID_FACTORY, FCK_INVALID_OPTION, FCK_PORT_IN_USE } from './common/errors.js'
+import { detectIdentity, workerEnv, type Identity } from './common/identity.js'
+import { resolveOptions, type ClusterPluginOptions } from './worker/options.js'
+import { clusterPlugin } from './worker/plugin.js'
 import { createLogger, isLevel } from './primary/log.js'
 import { resolveBootOptions, type BootClusterOptions, type ResolvedBootOptions } from './primary/options.js'
 import { Supervisor } from './primary/supervisor.js'
 import type { ClusterHandle } from './primary/types.js'
-import { sendToPrimary } from './protocol.js'
+import { sendToPrimary } from './common/protocol.js'
 
 export type AppFactory = () => FastifyInstance | Promise<FastifyInstance>
 

@@ -1,8 +1,8 @@
 import os from 'node:os'
-import { readBoolean, readBytes, readInteger, readMs, type Env } from '../config.js'
-import { FCK_INVALID_OPTION, FCK_MONITORING_UNPROTECTED } from '../errors.js'
-import type { ClusterPluginOptions } from '../options.js'
-import type { PrimaryStoreLimits } from './state.js'
+import { readBoolean, readBytes, readInteger, readMs, type Env } from '../common/config.js'
+import { FCK_INVALID_OPTION, FCK_MONITORING_UNPROTECTED } from '../common/errors.js'
+import type { ClusterPluginOptions } from '../worker/options.js'
+import type { PrimaryStoreLimits } from '../shared-state/primary-store.js'
 
 /** Options of `bootCluster()`. Options win over environment variables, which win over defaults. */
 export interface BootClusterOptions {

@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster'
-import { isWorkerMessage, type WorkerMessage } from '../protocol.js'
+import { isWorkerMessage, type WorkerMessage } from '../common/protocol.js'
 import type { PrimaryLogger } from './log.js'
 import type { Slot, WorkerEntry } from './slot.js'
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Correlator } from '../../lib/correlator.js'
+import { Correlator } from '../../lib/common/correlator.js'
 
 t.test('answers settle their own request; late answers are dropped; a group can be cancelled', async (t) => {
   const correlator = new Correlator<string>()

@@ -1,6 +1,6 @@
 import os from 'node:os'
 import t from 'tap'
-import { resolveOptions } from '../../lib/options.js'
+import { resolveOptions } from '../../lib/worker/options.js'
 import { resolveBootOptions } from '../../lib/primary/options.js'
 
 const cores = os.availableParallelism()

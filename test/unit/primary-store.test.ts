@@ -1,5 +1,5 @@
 import t from 'tap'
-import { SharedState } from '../../lib/primary/state.js'
+import { SharedState } from '../../lib/shared-state/primary-store.js'
 
 const limits = { maxSessions: 4, maxSessionBytes: 1000, maxCounters: 3 }
 const incr = (key: string, now: number, extra: { max?: number, continueExceeding?: boolean, exponentialBackoff?: boolean } = {}): unknown =>

@@ -1,6 +1,6 @@
-import { Correlator } from './correlator.js'
-import { FCK_STORE_UNAVAILABLE } from './errors.js'
-import { isPrimaryMessage, PM2_SHUTDOWN_MESSAGE, sendToPrimary, type PrimaryMessage, type StateRequest } from './protocol.js'
+import { Correlator } from '../common/correlator.js'
+import { FCK_STORE_UNAVAILABLE } from '../common/errors.js'
+import { isPrimaryMessage, PM2_SHUTDOWN_MESSAGE, sendToPrimary, type PrimaryMessage, type StateRequest } from '../common/protocol.js'
 
 type Handler<T extends PrimaryMessage['type']> = (message: Extract<PrimaryMessage, { type: T }>) => void
 

@@ -1,5 +1,5 @@
-import { storeUnavailable } from '../errors.js'
-import type { StateRequest } from '../protocol.js'
+import { storeUnavailable } from '../common/errors.js'
+import type { StateRequest } from '../common/protocol.js'
 
 type Callback<T = void> = (error?: Error | null, value?: T) => void
 

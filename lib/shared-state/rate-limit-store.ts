@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis'
-import { storeUnavailable } from '../errors.js'
-import type { StateRequest } from '../protocol.js'
+import { storeUnavailable } from '../common/errors.js'
+import type { StateRequest } from '../common/protocol.js'
 
 export interface Count { current: number, ttl: number }
 

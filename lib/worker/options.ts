@@ -1,8 +1,8 @@
 import type { Registry } from 'prom-client'
-import { readBoolean, readMs, readName, type Env } from './config.js'
-import { FCK_INVALID_OPTION } from './errors.js'
-import { detectIdentity } from './identity.js'
-import { resolveShared, SHARED_KEYS, type ResolvedSharedState, type SharedStateOptions } from './shared-options.js'
+import { readBoolean, readMs, readName, type Env } from '../common/config.js'
+import { FCK_INVALID_OPTION } from '../common/errors.js'
+import { detectIdentity } from '../common/identity.js'
+import { resolveShared, SHARED_KEYS, type ResolvedSharedState, type SharedStateOptions } from '../shared-state/options.js'
 
 export interface MetricsOptions {
   /**

@@ -2,8 +2,8 @@
 // `fastify-cluster`: the command line onto a running cluster's monitoring server.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { DEFAULTS } from './primary/options.js'
-import type { ClusterHealth, ClusterStats, ReloadResult, WorkerStats } from './primary/types.js'
+import { DEFAULTS } from '../primary/options.js'
+import type { ClusterHealth, ClusterStats, ReloadResult, WorkerStats } from '../primary/types.js'
 
 const USAGE = `Usage: fastify-cluster <command> [--host H] [--port P] [--token T]
 

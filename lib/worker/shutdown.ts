@@ -1,10 +1,10 @@
 import { Server as NetServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
-import type { Identity } from './identity.js'
+import type { Identity } from '../common/identity.js'
 import type { ResolvedOptions } from './options.js'
-import { sendToPrimary } from './protocol.js'
-import type { WorkerChannel } from './worker-channel.js'
+import { sendToPrimary } from '../common/protocol.js'
+import type { WorkerChannel } from './channel.js'
 import type { Traffic } from './traffic.js'
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const

@@ -1,4 +1,4 @@
-import type { StateRequest } from '../protocol.js'
+import type { StateRequest } from '../common/protocol.js'
 
 const SWEEP_INTERVAL = 10_000
 

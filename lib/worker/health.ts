@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify'
-import { FCK_CHECK_FAILED, FCK_CHECK_TIMEOUT, FCK_DUPLICATE_CHECK, FCK_INVALID_OPTION } from './errors.js'
-import type { Identity } from './identity.js'
+import { FCK_CHECK_FAILED, FCK_CHECK_TIMEOUT, FCK_DUPLICATE_CHECK, FCK_INVALID_OPTION } from '../common/errors.js'
+import type { Identity } from '../common/identity.js'
 import type { RequestCounters, Sampler } from './sampler.js'
-import type { SharedStateBackend } from './shared-options.js'
+import type { SharedStateBackend } from '../shared-state/options.js'
 
 /** A readiness check: throwing, rejecting or resolving to `false` means not ready. */
 export type ReadinessCheck = () => unknown

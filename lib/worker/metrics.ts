@@ -2,10 +2,10 @@ import type { IncomingMessage } from 'node:http'
 import type { FastifyRequest, RouteOptions } from 'fastify'
 import FindMyWay from 'find-my-way'
 import { collectDefaultMetrics, Counter, Registry, type Metric } from 'prom-client'
-import type { Identity } from './identity.js'
+import type { Identity } from '../common/identity.js'
 import type { ResolvedMetricsOptions } from './options.js'
-import { sendToPrimary, type MetricJSON } from './protocol.js'
-import type { WorkerChannel } from './worker-channel.js'
+import { sendToPrimary, type MetricJSON } from '../common/protocol.js'
+import type { WorkerChannel } from './channel.js'
 
 /** The `route` label of requests no route matched: one label, whatever the URL. */
 const NOT_FOUND_ROUTE = 'not_found'

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
-import { readInteger, readMs, type Env } from './config.js'
-import { FCK_INVALID_ENV, FCK_INVALID_OPTION } from './errors.js'
-import { detectIdentity } from './identity.js'
+import { readInteger, readMs, type Env } from '../common/config.js'
+import { FCK_INVALID_ENV, FCK_INVALID_OPTION } from '../common/errors.js'
+import { detectIdentity } from '../common/identity.js'
 
 // The shared-state options of clusterPlugin (Redis, rate limits, sessions). Their types are the
 // kit's own, not the official plugins': importing those would give every app that uses the kit
