@@ -1,6 +1,7 @@
 import cluster from 'node:cluster'
 import type { FastifyInstance } from 'fastify'
-import { FCK_INVALID_ENV, FCK_INVALID_FACTORY, FCK_INVALID_OPTION, FCK_PORT_IN_USE } from './common/errors.js'
+import { listenOrExplain } from './common/address.js'
+import { FCK_INVALID_ENV, FCK_INVALID_FACTORY, FCK_INVALID_OPTION } from './common/errors.js'
 import { detectIdentity, workerEnv, type Identity } from './common/identity.js'
 import { resolveOptions, type ClusterPluginOptions } from './worker/options.js'
 import { clusterPlugin } from './worker/plugin.js'
@@ -23,9 +24,10 @@ export async function bootCluster (factory: AppFactory, options: BootClusterOpti
     if (typeof factory !== 'function') {
       throw new FCK_INVALID_OPTION('factory', String(factory), 'a function returning a Fastify instance')
     }
-    const resolved = resolveBootOptions(options, process.env)
     const identity = detectIdentity(process.env)
-    if (cluster.isPrimary && resolved.enabled && identity.manager === 'none') return await runPrimary(resolved)
+    const mayFork = cluster.isPrimary && identity.manager === 'none'
+    const resolved = resolveBootOptions(options, process.env, mayFork)
+    if (mayFork && resolved.enabled) return await runPrimary(resolved)
     return await runWorker(factory, resolved, identity)
   } catch (error) {
     // A refused setting or a start that failed ends the process with one line, not a stack:
@@ -72,14 +74,8 @@ async function runWorker (factory: AppFactory, options: ResolvedBootOptions, ide
 }
 
 async function listen (app: FastifyInstance, { port, host }: ResolvedBootOptions): Promise<void> {
-  try {
-    await app.listen({ port, host })
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new FCK_PORT_IN_USE(`${host}:${port}`, process.env.PORT === undefined ? 'the port option or its default' : `PORT=${process.env.PORT}`)
-    }
-    throw error
-  }
+  await listenOrExplain(async () => await app.listen({ port, host }), host, port,
+    process.env.PORT === undefined ? 'the port option or its default' : `PORT=${process.env.PORT}`)
 }
 
 function isFastify (value: unknown): value is FastifyInstance {

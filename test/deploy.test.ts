@@ -3,8 +3,8 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { parseAllDocuments } from 'yaml'
-import { DEFAULTS as BOOT } from '../dist/primary/options.js'
-import { DEFAULTS as PLUGIN } from '../dist/worker/options.js'
+import { BOOT_DEFAULTS as BOOT } from '../dist/primary/options.js'
+import { PLUGIN_DEFAULTS as PLUGIN } from '../dist/worker/options.js'
 
 // No Docker engine or Kubernetes here: the deployment files are parsed and checked against the
 // code's own defaults (ports, probe paths, timeouts), so they cannot drift apart silently.

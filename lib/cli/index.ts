@@ -2,7 +2,8 @@
 // `fastify-cluster`: the command line onto a running cluster's monitoring server.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { DEFAULTS } from '../primary/options.js'
+import { formatAddress } from '../common/address.js'
+import { BOOT_DEFAULTS } from '../primary/options.js'
 import type { ClusterHealth, ClusterStats, ReloadResult, WorkerStats } from '../primary/types.js'
 
 const USAGE = `Usage: fastify-cluster <command> [--host H] [--port P] [--token T]
@@ -66,14 +67,13 @@ async function main (argv: string[]): Promise<number> {
 }
 
 function resolveTarget (host = process.env.CLUSTER_MONITORING_HOST, port = process.env.CLUSTER_MONITORING_PORT, token = process.env.CLUSTER_MONITORING_TOKEN): Target {
-  const portNumber = port === undefined || port === '' ? DEFAULTS.monitoring.port : Number(port)
+  const portNumber = port === undefined || port === '' ? BOOT_DEFAULTS.monitoring.port : Number(port)
   if (!Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535) throw new CliError(`--port: got ${JSON.stringify(port)}, expected a port number from 1 to 65535`)
-  let address = host === undefined || host === '' ? DEFAULTS.monitoring.host : host
+  let address = host === undefined || host === '' ? BOOT_DEFAULTS.monitoring.host : host
   // A server bound to every interface is reached through loopback.
   if (address === '0.0.0.0') address = '127.0.0.1'
   if (address === '::') address = '::1'
-  if (address.includes(':')) address = `[${address}]`
-  return { base: `http://${address}:${portNumber}`, token: token === '' ? undefined : token }
+  return { base: `http://${formatAddress(address, portNumber)}`, token: token === '' ? undefined : token }
 }
 
 async function call<T> (target: Target, method: string, path: string, accept = [200]): Promise<T> {

@@ -94,3 +94,14 @@ export function readBytes (value: unknown, source: Source, env: Env, fallback: n
 function formatBytes (bytes: number): string {
   return bytes % 2 ** 20 === 0 ? `${bytes / 2 ** 20}M` : `${bytes} bytes`
 }
+
+/**
+ * An options object's keys are all known ones: a typo (`gracefullTimeout`, `timewindow`) would
+ * otherwise be ignored and its default used unseen. `prefix` names the object (`rateLimit.`).
+ */
+export function rejectUnknown (options: object, known: Iterable<string>, prefix = ''): void {
+  const names = [...known]
+  for (const key of Object.keys(options)) {
+    if (!names.includes(key)) throw new FCK_INVALID_OPTION(`${prefix}${key}`, 'an unknown option', `one of ${names.join(', ')}`)
+  }
+}

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Worker } from 'node:cluster'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { FCK_PORT_IN_USE } from '../common/errors.js'
+import { describeAddress, listenOrExplain } from '../common/address.js'
 import type { MetricJSON } from '../common/protocol.js'
 import { aggregate, type Series } from './aggregate.js'
 import type { PrimaryLogger } from './log.js'
@@ -62,16 +62,13 @@ export async function startMonitoring (cluster: Monitored, options: ResolvedMoni
   })
 
   try {
-    await app.listen({ port: options.port, host: options.host })
+    await listenOrExplain(async () => await app.listen({ port: options.port, host: options.host }), options.host, options.port,
+      'monitoring.port / CLUSTER_MONITORING_PORT (false disables the monitoring server)')
   } catch (error) {
     await app.close()
-    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new FCK_PORT_IN_USE(`${options.host}:${options.port}`, 'monitoring.port / CLUSTER_MONITORING_PORT (false disables the monitoring server)')
-    }
     throw error
   }
-  const address = app.server.address()
-  log.info({ monitoring: typeof address === 'object' && address !== null ? `${address.address}:${address.port}` : address }, 'monitoring server listening')
+  log.info({ monitoring: describeAddress(app.server.address()) }, 'monitoring server listening')
   return app
 }
 

@@ -1,5 +1,5 @@
 import os from 'node:os'
-import { readBoolean, readBytes, readInteger, readMs, type Env } from '../common/config.js'
+import { readBoolean, readBytes, readInteger, readMs, rejectUnknown, type Env } from '../common/config.js'
 import { FCK_INVALID_OPTION, FCK_MONITORING_UNPROTECTED } from '../common/errors.js'
 import type { ClusterPluginOptions } from '../worker/options.js'
 import type { PrimaryStoreLimits } from '../shared-state/primary-store.js'
@@ -145,7 +145,7 @@ export interface ResolvedMonitoringOptions {
   scrapeTimeout: number
 }
 
-export const DEFAULTS = {
+export const BOOT_DEFAULTS = {
   port: 3000,
   host: '0.0.0.0',
   maxRestarts: 10,
@@ -197,37 +197,40 @@ const KNOWN = new Set(['enabled', 'workers', 'allowOversubscribe', 'port', 'host
 
 function defaultWorkers (env: Env): number {
   const cores = os.availableParallelism()
-  return env.NODE_ENV === 'production' ? cores : Math.min(DEFAULTS.developmentWorkers, cores)
+  return env.NODE_ENV === 'production' ? cores : Math.min(BOOT_DEFAULTS.developmentWorkers, cores)
 }
 
 /** A worker count past a few per core is a typo or a fork bomb, unless the user says otherwise. */
 function readWorkers (options: BootClusterOptions, env: Env): number {
   const oversubscribe = readBoolean(options.allowOversubscribe, { option: 'allowOversubscribe', env: 'CLUSTER_ALLOW_OVERSUBSCRIBE' }, env, false)
   const cores = os.availableParallelism()
-  const max = oversubscribe ? DEFAULTS.maxWorkers : Math.min(DEFAULTS.maxWorkers, DEFAULTS.workersPerCore * cores)
+  const max = oversubscribe ? BOOT_DEFAULTS.maxWorkers : Math.min(BOOT_DEFAULTS.maxWorkers, BOOT_DEFAULTS.workersPerCore * cores)
   const expected = oversubscribe
     ? `a whole number of workers >= 1 and <= ${max}`
-    : `a whole number of workers >= 1 and <= ${max} (${DEFAULTS.workersPerCore} per core on ${cores} cores; allowOversubscribe or CLUSTER_ALLOW_OVERSUBSCRIBE=true allows up to ${DEFAULTS.maxWorkers})`
+    : `a whole number of workers >= 1 and <= ${max} (${BOOT_DEFAULTS.workersPerCore} per core on ${cores} cores; allowOversubscribe or CLUSTER_ALLOW_OVERSUBSCRIBE=true allows up to ${BOOT_DEFAULTS.maxWorkers})`
   return readInteger(options.workers, { option: 'workers', env: 'CLUSTER_WORKERS' }, env, Math.min(defaultWorkers(env), max), 1, expected, max)
 }
 
 function resolvePrimaryStore (given: Partial<PrimaryStoreLimits> | undefined): PrimaryStoreLimits {
   if (given !== undefined && (typeof given !== 'object' || given === null)) throw new FCK_INVALID_OPTION('primaryStore', String(given), 'an object')
-  const limits: PrimaryStoreLimits = { ...DEFAULTS.primaryStore }
+  const limits: PrimaryStoreLimits = { ...BOOT_DEFAULTS.primaryStore }
+  rejectUnknown(given ?? {}, Object.keys(limits), 'primaryStore.')
   for (const key of Object.keys(given ?? {})) {
-    if (!(key in limits)) throw new FCK_INVALID_OPTION(`primaryStore.${key}`, 'an unknown option', Object.keys(limits).join(', '))
     const name = key as keyof PrimaryStoreLimits
     limits[name] = readInteger(given?.[name], { option: `primaryStore.${name}` }, {}, limits[name], 1)
   }
   return limits
 }
 
-export function resolveBootOptions (options: BootClusterOptions, env: Env): ResolvedBootOptions {
+/**
+ * `mayFork`: this process would be the primary if clustering is enabled (not a worker, not under
+ * PM2). The monitoring options are read only by a process that will be the primary: a worker, a
+ * single process or a PM2 instance never starts the monitoring server, so its settings cannot fail it.
+ */
+export function resolveBootOptions (options: BootClusterOptions, env: Env, mayFork = true): ResolvedBootOptions {
   if (typeof options !== 'object' || options === null) throw new FCK_INVALID_OPTION('options', String(options), 'an object')
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new FCK_INVALID_OPTION(key, 'an unknown option', [...KNOWN].join(', '))
-  }
-  const host = options.host ?? (env.HOST === undefined || env.HOST === '' ? DEFAULTS.host : env.HOST)
+  rejectUnknown(options, KNOWN)
+  const host = options.host ?? (env.HOST === undefined || env.HOST === '' ? BOOT_DEFAULTS.host : env.HOST)
   if (typeof host !== 'string' || host.trim() === '') throw new FCK_INVALID_OPTION('host', JSON.stringify(host), 'a host name or address')
   if (options.onPrimary !== undefined && typeof options.onPrimary !== 'function') {
     throw new FCK_INVALID_OPTION('onPrimary', String(options.onPrimary), 'a function')
@@ -235,22 +238,23 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env): Reso
   if (options.plugin !== undefined && (typeof options.plugin !== 'object' || options.plugin === null)) {
     throw new FCK_INVALID_OPTION('plugin', String(options.plugin), 'clusterPlugin options (an object)')
   }
+  const enabled = readBoolean(options.enabled, { option: 'enabled', env: 'ENABLE_CLUSTERING' }, env, env.NODE_ENV !== 'test')
   return {
-    enabled: readBoolean(options.enabled, { option: 'enabled', env: 'ENABLE_CLUSTERING' }, env, env.NODE_ENV !== 'test'),
+    enabled,
     workers: readWorkers(options, env),
-    port: readInteger(options.port, { option: 'port', env: 'PORT' }, env, DEFAULTS.port, 0, 'a port number from 0 to 65535', 65535),
+    port: readInteger(options.port, { option: 'port', env: 'PORT' }, env, BOOT_DEFAULTS.port, 0, 'a port number from 0 to 65535', 65535),
     host,
-    maxRestarts: readInteger(options.maxRestarts, { option: 'maxRestarts', env: 'MAX_WORKER_RESTARTS' }, env, DEFAULTS.maxRestarts, 0, 'a whole number >= 0 and <= 1000', 1000),
-    givenUpRetryDelay: readMs(options.givenUpRetryDelay, { option: 'givenUpRetryDelay', env: 'WORKER_GIVEN_UP_RETRY_DELAY' }, env, DEFAULTS.givenUpRetryDelay),
-    restartDelay: readMs(options.restartDelay, { option: 'restartDelay', env: 'WORKER_RESTART_DELAY' }, env, DEFAULTS.restartDelay),
-    maxRestartDelay: DEFAULTS.maxRestartDelay,
-    restartWindow: readMs(options.restartWindow, { option: 'restartWindow' }, env, DEFAULTS.restartWindow),
-    readyTimeout: readMs(options.readyTimeout, { option: 'readyTimeout' }, env, DEFAULTS.readyTimeout, 1),
-    heartbeatTimeout: readMs(options.heartbeatTimeout, { option: 'heartbeatTimeout' }, env, DEFAULTS.heartbeatTimeout, 100),
-    maxMemory: readBytes(options.maxMemory, { option: 'maxMemory', env: 'MAX_WORKER_MEMORY' }, env, undefined, DEFAULTS.minMaxMemory),
-    gracefulTimeout: readMs(options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, DEFAULTS.gracefulTimeout, 1),
-    healthReportInterval: readMs(options.healthReportInterval, { option: 'healthReportInterval', env: 'CLUSTER_HEALTH_REPORT_INTERVAL' }, env, DEFAULTS.healthReportInterval),
-    monitoring: resolveMonitoring(options.monitoring, env),
+    maxRestarts: readInteger(options.maxRestarts, { option: 'maxRestarts', env: 'MAX_WORKER_RESTARTS' }, env, BOOT_DEFAULTS.maxRestarts, 0, 'a whole number >= 0 and <= 1000', 1000),
+    givenUpRetryDelay: readMs(options.givenUpRetryDelay, { option: 'givenUpRetryDelay', env: 'WORKER_GIVEN_UP_RETRY_DELAY' }, env, BOOT_DEFAULTS.givenUpRetryDelay),
+    restartDelay: readMs(options.restartDelay, { option: 'restartDelay', env: 'WORKER_RESTART_DELAY' }, env, BOOT_DEFAULTS.restartDelay),
+    maxRestartDelay: BOOT_DEFAULTS.maxRestartDelay,
+    restartWindow: readMs(options.restartWindow, { option: 'restartWindow' }, env, BOOT_DEFAULTS.restartWindow),
+    readyTimeout: readMs(options.readyTimeout, { option: 'readyTimeout' }, env, BOOT_DEFAULTS.readyTimeout, 1),
+    heartbeatTimeout: readMs(options.heartbeatTimeout, { option: 'heartbeatTimeout' }, env, BOOT_DEFAULTS.heartbeatTimeout, 100),
+    maxMemory: readBytes(options.maxMemory, { option: 'maxMemory', env: 'MAX_WORKER_MEMORY' }, env, undefined, BOOT_DEFAULTS.minMaxMemory),
+    gracefulTimeout: readMs(options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, BOOT_DEFAULTS.gracefulTimeout, 1),
+    healthReportInterval: readMs(options.healthReportInterval, { option: 'healthReportInterval', env: 'CLUSTER_HEALTH_REPORT_INTERVAL' }, env, BOOT_DEFAULTS.healthReportInterval),
+    monitoring: enabled && mayFork ? resolveMonitoring(options.monitoring, env) : false,
     onPrimary: options.onPrimary,
     plugin: options.plugin ?? {},
     primaryStore: resolvePrimaryStore(options.primaryStore)
@@ -264,7 +268,7 @@ function resolveMonitoring (options: MonitoringOptions | false | undefined, env:
     throw new FCK_INVALID_OPTION('monitoring', String(options), 'an object or false')
   }
   const given = options ?? {}
-  const host = given.host ?? nonEmpty(env.CLUSTER_MONITORING_HOST) ?? DEFAULTS.monitoring.host
+  const host = given.host ?? nonEmpty(env.CLUSTER_MONITORING_HOST) ?? BOOT_DEFAULTS.monitoring.host
   if (typeof host !== 'string' || host.trim() === '') throw new FCK_INVALID_OPTION('monitoring.host', JSON.stringify(host), 'a host name or address')
   const token = given.token ?? nonEmpty(env.CLUSTER_MONITORING_TOKEN)
   if (token !== undefined && (typeof token !== 'string' || token.trim() === '')) {
@@ -274,12 +278,12 @@ function resolveMonitoring (options: MonitoringOptions | false | undefined, env:
     throw new FCK_MONITORING_UNPROTECTED(host, given.host === undefined ? 'CLUSTER_MONITORING_HOST' : 'monitoring.host')
   }
   return {
-    port: readInteger(given.port, { option: 'monitoring.port', env: 'CLUSTER_MONITORING_PORT' }, env, DEFAULTS.monitoring.port, 0,
+    port: readInteger(given.port, { option: 'monitoring.port', env: 'CLUSTER_MONITORING_PORT' }, env, BOOT_DEFAULTS.monitoring.port, 0,
       'a port number from 0 to 65535, or false', 65535),
     host,
     token,
     scrapeTimeout: readMs(given.scrapeTimeout, { option: 'monitoring.scrapeTimeout', env: 'CLUSTER_MONITORING_SCRAPE_TIMEOUT' }, env,
-      DEFAULTS.monitoring.scrapeTimeout, 1)
+      BOOT_DEFAULTS.monitoring.scrapeTimeout, 1)
   }
 }
 

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { readInteger, readMs, type Env } from '../common/config.js'
+import { readInteger, readMs, rejectUnknown, type Env } from '../common/config.js'
 import { FCK_INVALID_ENV, FCK_INVALID_OPTION } from '../common/errors.js'
 import { detectIdentity } from '../common/identity.js'
 
@@ -119,13 +119,12 @@ const SESSION_KEYS = ['secret', 'algorithm', 'cookieName', 'cookiePrefix', 'cook
 function checkKeys (name: string, value: object | undefined, known: string[], plugin: string): void {
   if (value === undefined) return
   if (typeof value !== 'object' || value === null) throw new FCK_INVALID_OPTION(name, String(value), `${plugin} options (an object)`)
-  for (const key of Object.keys(value)) {
-    if (known.includes(key)) continue
-    const why = name === 'rateLimit' && ['store', 'redis', 'skipOnError'].includes(key)
-      ? 'none of store, redis, skipOnError: clusterPlugin provides the store (see sharedState, redis and onStoreError)'
-      : `one of ${known.join(', ')}`
-    throw new FCK_INVALID_OPTION(`${name}.${key}`, 'an unknown option', why)
+  const provided = name === 'rateLimit' ? Object.keys(value).find((key) => ['store', 'redis', 'skipOnError'].includes(key)) : undefined
+  if (provided !== undefined) {
+    throw new FCK_INVALID_OPTION(`${name}.${provided}`, 'an unknown option',
+      'none of store, redis, skipOnError: clusterPlugin provides the store (see sharedState, redis and onStoreError)')
   }
+  rejectUnknown(value, known, `${name}.`)
 }
 
 export interface ResolvedSharedState {

@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client'
-import { readBoolean, readMs, readName, type Env } from '../common/config.js'
+import { readBoolean, readMs, readName, rejectUnknown, type Env } from '../common/config.js'
 import { FCK_INVALID_OPTION } from '../common/errors.js'
 import { detectIdentity } from '../common/identity.js'
 import { resolveShared, SHARED_KEYS, type ResolvedSharedState, type SharedStateOptions } from '../shared-state/options.js'
@@ -97,7 +97,7 @@ export interface ClusterPluginOptions extends SharedStateOptions {
   metrics?: MetricsOptions | false
 }
 
-export const DEFAULTS = {
+export const PLUGIN_DEFAULTS = {
   workerIdHeader: 'X-Worker-ID',
   workerPidHeader: 'X-Worker-PID',
   healthPrefix: '/health',
@@ -123,30 +123,28 @@ export type ResolvedOptions = Required<Omit<ClusterPluginOptions, 'metrics' | ke
 
 const PATH = /^(\/[^/\s]+)+\/?$/
 
-const KNOWN = new Set([...Object.keys(DEFAULTS).filter((key) => key !== 'drainIdleGrace'), ...SHARED_KEYS])
+const KNOWN = new Set([...Object.keys(PLUGIN_DEFAULTS).filter((key) => key !== 'drainIdleGrace'), ...SHARED_KEYS])
 
 export function resolveOptions (options: ClusterPluginOptions, env: Env): ResolvedOptions {
   if (typeof options !== 'object' || options === null) {
     throw new FCK_INVALID_OPTION('options', String(options), 'an object')
   }
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new FCK_INVALID_OPTION(key, 'an unknown option', [...KNOWN].join(', '))
-  }
-  const healthPrefix = readName(options.healthPrefix, { option: 'healthPrefix' }, DEFAULTS.healthPrefix)
+  rejectUnknown(options, KNOWN)
+  const healthPrefix = readName(options.healthPrefix, { option: 'healthPrefix' }, PLUGIN_DEFAULTS.healthPrefix)
   if (healthPrefix !== false && !PATH.test(healthPrefix)) {
     throw new FCK_INVALID_OPTION('healthPrefix', JSON.stringify(healthPrefix), 'a path like "/health" or false')
   }
   const timing = resolveTiming(options, env)
   return {
-    workerIdHeader: readName(options.workerIdHeader, { option: 'workerIdHeader' }, DEFAULTS.workerIdHeader),
-    workerPidHeader: readName(options.workerPidHeader, { option: 'workerPidHeader' }, DEFAULTS.workerPidHeader),
+    workerIdHeader: readName(options.workerIdHeader, { option: 'workerIdHeader' }, PLUGIN_DEFAULTS.workerIdHeader),
+    workerPidHeader: readName(options.workerPidHeader, { option: 'workerPidHeader' }, PLUGIN_DEFAULTS.workerPidHeader),
     healthPrefix: healthPrefix === false ? false : healthPrefix.replace(/\/$/, ''),
     ...timing,
-    checkTimeout: readMs(options.checkTimeout, { option: 'checkTimeout' }, env, DEFAULTS.checkTimeout, 1),
-    handleSignals: readBoolean(options.handleSignals, { option: 'handleSignals' }, env, DEFAULTS.handleSignals),
-    metrics: resolveMetrics(options.metrics ?? DEFAULTS.metrics, env),
+    checkTimeout: readMs(options.checkTimeout, { option: 'checkTimeout' }, env, PLUGIN_DEFAULTS.checkTimeout, 1),
+    handleSignals: readBoolean(options.handleSignals, { option: 'handleSignals' }, env, PLUGIN_DEFAULTS.handleSignals),
+    metrics: resolveMetrics(options.metrics ?? PLUGIN_DEFAULTS.metrics, env),
     shared: resolveShared(options, env),
-    drainIdleGrace: DEFAULTS.drainIdleGrace
+    drainIdleGrace: PLUGIN_DEFAULTS.drainIdleGrace
   }
 }
 
@@ -157,16 +155,16 @@ export function resolveOptions (options: ClusterPluginOptions, env: Env): Resolv
  */
 function resolveTiming (options: ClusterPluginOptions, env: Env): Pick<ResolvedOptions, 'shutdownDelay' | 'gracefulTimeout' | 'heartbeatInterval'> {
   const underPrimary = detectIdentity(env).manager === 'bootCluster'
-  const gracefulTimeout = readMs(options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, DEFAULTS.gracefulTimeout, 1)
+  const gracefulTimeout = readMs(options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, PLUGIN_DEFAULTS.gracefulTimeout, 1)
   const primary = env.GRACEFUL_SHUTDOWN_TIMEOUT
   if (underPrimary && primary !== undefined && String(gracefulTimeout) !== primary) {
     throw new FCK_INVALID_OPTION('gracefulTimeout', String(gracefulTimeout),
       `bootCluster's gracefulTimeout (${primary} ms): under bootCluster set it on bootCluster, whose kill timer it is`)
   }
-  const shutdownDelay = readMs(options.shutdownDelay, { option: 'shutdownDelay' }, env, DEFAULTS.shutdownDelay, 0, gracefulTimeout - 1)
+  const shutdownDelay = readMs(options.shutdownDelay, { option: 'shutdownDelay' }, env, PLUGIN_DEFAULTS.shutdownDelay, 0, gracefulTimeout - 1)
   const heartbeatTimeout = Number(env.CLUSTER_HEARTBEAT_TIMEOUT)
   const maxInterval = underPrimary && heartbeatTimeout > 0 ? Math.floor(heartbeatTimeout / 2) : undefined
-  const heartbeatInterval = readMs(options.heartbeatInterval, { option: 'heartbeatInterval' }, env, DEFAULTS.heartbeatInterval, 10, maxInterval)
+  const heartbeatInterval = readMs(options.heartbeatInterval, { option: 'heartbeatInterval' }, env, PLUGIN_DEFAULTS.heartbeatInterval, 10, maxInterval)
   return { shutdownDelay, gracefulTimeout, heartbeatInterval }
 }
 

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Registry } from 'prom-client'
 import fp from 'fastify-plugin'
 import { Checks, registerHealthRoutes, type ReadinessCheck } from './health.js'
+import { describeAddress } from '../common/address.js'
 import { detectIdentity, type Manager } from '../common/identity.js'
 import { resolveOptions, type ClusterPluginOptions } from './options.js'
 import { sendToPrimary } from '../common/protocol.js'
@@ -141,7 +142,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     shutdown.install(channel)
     if (reportsToPrimary) {
       metrics?.listen(channel)
-      sendToPrimary({ type: 'fck:ready', workerId: identity.workerId, pid: process.pid, address: describeAddress(fastify) })
+      sendToPrimary({ type: 'fck:ready', workerId: identity.workerId, pid: process.pid, address: describeAddress(fastify.server.address()) })
     } else if (identity.manager === 'pm2' && process.send !== undefined) {
       // PM2's `wait_ready` waits for exactly this message.
       process.send('ready')
@@ -182,12 +183,6 @@ function decorateInjected (fastify: FastifyInstance, headers: ReadonlyArray<read
     }
     return callback === undefined ? inject(options).then(tag) : inject(options, tagged(callback))
   } as FastifyInstance['inject']
-}
-
-function describeAddress (fastify: FastifyInstance): string {
-  const address = fastify.server.address()
-  if (address === null || typeof address === 'string') return String(address)
-  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`
 }
 
 /** The worker half of the kit; see ClusterPluginOptions. */

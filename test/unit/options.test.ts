@@ -46,3 +46,10 @@ t.test('shared-state options: official plugins\' keys only; where Redis came fro
   t.match(resolveOptions({}, { ...worker, REDIS_HOST: 'cache', CLUSTER_STARTED: 'true' }).shared,
     { redis: { host: 'cache', port: 6379 }, redisSource: 'REDIS_HOST and REDIS_PORT', startWithoutRedis: true })
 })
+
+t.test('monitoring settings are read only where the monitoring server can start', async (t) => {
+  const unprotected = { CLUSTER_MONITORING_HOST: '0.0.0.0' }
+  t.throws(() => boot({}, unprotected), { code: 'FCK_MONITORING_UNPROTECTED' }, 'a primary refuses them')
+  t.match(resolveBootOptions({}, { NODE_ENV: 'development', ...unprotected }, false), { monitoring: false }, 'a worker or a PM2 instance ignores them')
+  t.match(resolveBootOptions({}, { NODE_ENV: 'test', ...unprotected }), { enabled: false, monitoring: false }, 'so does one process')
+})
