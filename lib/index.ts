@@ -11,7 +11,7 @@ export type { ClusterHandle, ClusterStats, WorkerStats, ClusterHealth, ClusterEv
 export type { SlotState } from './primary/slot.js'
 export type { Manager } from './common/identity.js'
 export type { ReadinessCheck, CheckResult, HealthStatus } from './worker/health.js'
-export type { WorkerSample } from './common/protocol.js'
+export type { WorkerSample } from './common/sample.js'
 export {
   FCK_INVALID_OPTION, FCK_INVALID_ENV, FCK_DUPLICATE_CHECK, FCK_CHECK_TIMEOUT, FCK_CHECK_FAILED, FCK_INVALID_FACTORY, FCK_PORT_IN_USE,
   FCK_START_FAILED, FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_MONITORING_UNPROTECTED, FCK_STORE_UNAVAILABLE, FCK_REDIS_UNAVAILABLE,

@@ -1,3 +1,5 @@
+import type { WorkerSample } from './sample.js'
+
 // The typed IPC messages the worker and the primary exchange. Nothing else crosses the
 // channel: every send goes through `sendToPrimary`, every receive through a type guard.
 
@@ -10,20 +12,6 @@ export interface MetricJSON {
   aggregator?: string
   /** `metricName` names a histogram's `_bucket`, `_sum` and `_count` samples. */
   values: Array<{ value: number, labels: Record<string, string | number | undefined>, metricName?: string }>
-}
-
-/** What a worker measured over one heartbeat window. */
-export interface WorkerSample {
-  /** Resident set size, bytes. */
-  rss: number
-  heapUsed: number
-  heapTotal: number
-  /** CPU time over the window: microseconds, and percent of one core. */
-  cpu: { user: number, system: number, percent: number }
-  /** Event-loop delay over the window in milliseconds, and utilization (0..1). */
-  eventLoop: { p50: number, p99: number, max: number, utilization: number }
-  /** Requests since start, and those in flight at the end of the window. */
-  requests: { total: number, inFlight: number }
 }
 
 /** What a worker asks of the primary's shared state (the `primary` backend of rate limits and sessions). */

@@ -1,12 +1,12 @@
+import { EventLoopSchema, MemorySchema, RequestsSchema } from '../common/sample.js'
+
 // Response schemas of the monitoring server: they document the JSON shapes (README, "Monitoring
-// API") and let Fastify serialize them fast. They describe the types in types.ts.
+// API") and let Fastify serialize them fast. They describe the types in types.ts; the sample's
+// parts are the ones lib/common/sample.ts declares.
 
 const nullable = (schema: Record<string, unknown>): Record<string, unknown> => ({ anyOf: [schema, { type: 'null' }] })
 
-const memory = {
-  type: 'object',
-  properties: { rss: { type: 'number' }, heapUsed: { type: 'number' }, heapTotal: { type: 'number' } }
-}
+const memory = MemorySchema
 
 const warnings = { type: 'array', items: { type: 'string' } }
 
@@ -33,11 +33,8 @@ const worker = {
     recyclingStopped: nullable({ type: 'string' }),
     memory: nullable(memory),
     cpu: nullable({ type: 'number' }),
-    eventLoop: nullable({
-      type: 'object',
-      properties: { p50: { type: 'number' }, p99: { type: 'number' }, max: { type: 'number' }, utilization: { type: 'number' } }
-    }),
-    requests: nullable({ type: 'object', properties: { total: { type: 'integer' }, inFlight: { type: 'integer' } } })
+    eventLoop: nullable(EventLoopSchema),
+    requests: nullable(RequestsSchema)
   }
 }
 

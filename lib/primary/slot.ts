@@ -1,5 +1,5 @@
 import type { Worker } from 'node:cluster'
-import type { WorkerSample } from '../common/protocol.js'
+import type { WorkerSample } from '../common/sample.js'
 
 /**
  * The life of a worker slot. The state always describes the slot's current worker; a

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { FCK_CHECK_FAILED, FCK_CHECK_TIMEOUT, FCK_DUPLICATE_CHECK, FCK_INVALID_OPTION } from '../common/errors.js'
 import type { Identity } from '../common/identity.js'
+import { EventLoopSchema, MemorySchema, RequestsSchema } from '../common/sample.js'
 import type { RequestCounters, Sampler } from './sampler.js'
 import type { SharedStateBackend } from '../shared-state/options.js'
 
@@ -91,16 +92,10 @@ const reportSchema = {
     manager: { type: 'string' },
     sharedState: { type: 'string' },
     uptime: { type: 'number' },
-    memory: {
-      type: 'object',
-      properties: { rss: { type: 'number' }, heapUsed: { type: 'number' }, heapTotal: { type: 'number' }, external: { type: 'number' } }
-    },
+    memory: { type: 'object', properties: { ...MemorySchema.properties, external: { type: 'number' } } },
     cpu: { type: 'object', properties: { percent: { type: 'number' } } },
-    eventLoop: {
-      type: 'object',
-      properties: { p50: { type: 'number' }, p99: { type: 'number' }, max: { type: 'number' }, utilization: { type: 'number' } }
-    },
-    requests: { type: 'object', properties: { total: { type: 'integer' }, inFlight: { type: 'integer' } } },
+    eventLoop: EventLoopSchema,
+    requests: RequestsSchema,
     checks: checkSchema
   }
 }

@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks'
-import type { WorkerSample } from '../common/protocol.js'
+import type { WorkerSample } from '../common/sample.js'
 
 const NS_PER_MS = 1e6
 const RESOLUTION_MS = 10
