@@ -65,7 +65,7 @@ function elapsed (started: number): number {
   return Math.round((performance.now() - started) * 100) / 100
 }
 
-interface HealthDeps {
+export interface HealthDeps {
   prefix: string
   identity: Identity
   checks: Checks

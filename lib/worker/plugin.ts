@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Registry } from 'prom-client'
 import fp from 'fastify-plugin'
-import { Checks, registerHealthRoutes, type ReadinessCheck } from './health.js'
+import { Checks, registerHealthRoutes, type HealthDeps, type ReadinessCheck } from './health.js'
+import type { WorkerMetrics } from './metrics.js'
 import { describeAddress } from '../common/address.js'
 import { detectIdentity, type Manager } from '../common/identity.js'
-import { resolveOptions, type ClusterPluginOptions } from './options.js'
+import { resolveOptions, type ClusterPluginOptions, type ResolvedOptions } from './options.js'
 import { sendToPrimary } from '../common/protocol.js'
-import { tapResponses } from './response-head.js'
+import { decorateInjected, tapResponses } from './response-head.js'
 import { Sampler } from './sampler.js'
 import type { SharedStateBackend } from '../shared-state/options.js'
 import { chooseBackend, registerSharedState } from '../shared-state/register.js'
@@ -61,18 +62,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   // not pay for prom-client, which only workers use.
   const metrics = options.metrics === false ? undefined : new (await import('./metrics.js')).WorkerMetrics(options.metrics, identity)
 
-  if (metrics !== undefined) {
-    // Each route added from now on (ours included) stamps its requests from its handler.
-    fastify.addHook('onRoute', (route) => metrics.watchRoute(route))
-    // Routes already there (bootCluster registers the plugin after the factory's routes) are learnt
-    // per request, by a hook: "(empty tree)" is find-my-way's rendering of a router without routes.
-    if (fastify.printRoutes() !== '(empty tree)') {
-      fastify.addHook('onSend', (request, _reply, payload, done) => {
-        metrics.stampRoute(request)
-        done(null, payload)
-      })
-    }
-  }
+  if (metrics !== undefined) watchRoutes(fastify, metrics)
 
   const backend = chooseBackend(options.shared, identity)
   fastify.decorate('cluster', {
@@ -85,42 +75,22 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     metrics: metrics?.registry
   } satisfies ClusterDecorator)
 
-  // Probes and /metrics: no store of the session or rate-limit plugins is asked for them (see
-  // registerSharedState), so a store outage never fails a liveness probe.
-  const probes = new Set<string>()
-  if (options.healthPrefix !== false) {
-    registerHealthRoutes(fastify, {
-      prefix: options.healthPrefix,
-      identity,
-      checks,
-      sampler,
-      counters: traffic,
-      sharedState: backend,
-      isDraining: () => traffic.draining
-    }).forEach((path) => probes.add(path))
-  }
   const reportsToPrimary = identity.manager === 'bootCluster'
-  if (metrics !== undefined && options.metrics !== false && options.metrics.endpoint !== false && !reportsToPrimary) {
-    probes.add(options.metrics.endpoint)
-    fastify.get(options.metrics.endpoint, { logLevel: 'warn', config: { metrics: false, rateLimit: false } }, async (_request, reply) => {
-      reply.type(metrics.registry.contentType)
-      return await metrics.registry.metrics()
-    })
-  }
+  const probes = registerProbes(fastify, options, metrics, reportsToPrimary, {
+    identity,
+    checks,
+    sampler,
+    counters: traffic,
+    sharedState: backend,
+    isDraining: () => traffic.draining
+  })
 
-  const lastWarned = new Map<string, number>()
   await registerSharedState(fastify, options.shared, backend, {
     identity,
     checks,
     channel,
     probes,
-    onStoreError: (store, error) => {
-      metrics?.countStoreError(store)
-      // One line per store every 5 s, not one per request, while a store is away.
-      if (Date.now() - (lastWarned.get(store) ?? 0) < STORE_WARNING_INTERVAL) return
-      lastWarned.set(store, Date.now())
-      fastify.log.warn({ err: error, store, backend, onStoreError: options.shared.onStoreError }, `clusterPlugin: ${store} store failed: ${error.message}`)
-    }
+    onStoreError: storeErrorReporter(fastify, backend, options.shared.onStoreError, metrics)
   })
 
   const untap = tapResponses(fastify.server, {
@@ -158,31 +128,49 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   })
 }
 
-type Injected = { headers: Record<string, unknown> }
+/** Metrics of every route: the ones added from now on (ours included) stamp their requests from their handler. */
+function watchRoutes (fastify: FastifyInstance, metrics: WorkerMetrics): void {
+  fastify.addHook('onRoute', (route) => metrics.watchRoute(route))
+  // Routes already there (bootCluster registers the plugin after the factory's routes) are learnt
+  // per request, by a hook: "(empty tree)" is find-my-way's rendering of a router without routes.
+  if (fastify.printRoutes() !== '(empty tree)') {
+    fastify.addHook('onSend', (request, _reply, payload, done) => {
+      metrics.stampRoute(request)
+      done(null, payload)
+    })
+  }
+}
 
 /**
- * `fastify.inject()` — how most Fastify apps are tested — never reaches the HTTP server, so the
- * server-level tap (response-head.ts) does not see it: its responses get the worker headers here,
- * by wrapping `inject` itself, which costs real traffic nothing.
+ * The health routes and, for a process no primary scrapes, `/metrics`; returns their paths, which
+ * the session plugin's hooks skip (see registerSharedState): a store outage never fails a probe.
  */
-function decorateInjected (fastify: FastifyInstance, headers: ReadonlyArray<readonly [string, string]>): void {
-  if (headers.length === 0) return
-  const inject = fastify.inject.bind(fastify) as (...args: unknown[]) => any
-  const tag = <T>(response: T): T => {
-    if (response !== undefined && response !== null) for (const [name, value] of headers) (response as unknown as Injected).headers[name] ??= value
-    return response
+function registerProbes (
+  fastify: FastifyInstance, options: ResolvedOptions, metrics: WorkerMetrics | undefined, reportsToPrimary: boolean, health: Omit<HealthDeps, 'prefix'>
+): Set<string> {
+  const probes = new Set<string>()
+  if (options.healthPrefix !== false) registerHealthRoutes(fastify, { ...health, prefix: options.healthPrefix }).forEach((path) => probes.add(path))
+  if (metrics !== undefined && options.metrics !== false && options.metrics.endpoint !== false && !reportsToPrimary) {
+    probes.add(options.metrics.endpoint)
+    fastify.get(options.metrics.endpoint, { logLevel: 'warn', config: { metrics: false, rateLimit: false } }, async (_request, reply) => {
+      reply.type(metrics.registry.contentType)
+      return await metrics.registry.metrics()
+    })
   }
-  const tagged = (callback: (error: unknown, response?: unknown) => void) => (error: unknown, response?: unknown) => callback(error, tag(response))
-  fastify.inject = function (options?: unknown, callback?: (error: unknown, response?: unknown) => void) {
-    if (options === undefined) {
-      // The chained form: fastify.inject().get('/').end()
-      const chain = inject()
-      const end = chain.end.bind(chain)
-      chain.end = (done?: (error: unknown, response?: unknown) => void) => done === undefined ? end().then(tag) : end(tagged(done))
-      return chain
-    }
-    return callback === undefined ? inject(options).then(tag) : inject(options, tagged(callback))
-  } as FastifyInstance['inject']
+  return probes
+}
+
+/** Counts every store failure, and logs one line per store every 5 s, not one per request, while a store is away. */
+function storeErrorReporter (
+  fastify: FastifyInstance, backend: SharedStateBackend, onStoreError: string, metrics: WorkerMetrics | undefined
+): (store: string, error: Error) => void {
+  const lastWarned = new Map<string, number>()
+  return (store, error) => {
+    metrics?.countStoreError(store)
+    if (Date.now() - (lastWarned.get(store) ?? 0) < STORE_WARNING_INTERVAL) return
+    lastWarned.set(store, Date.now())
+    fastify.log.warn({ err: error, store, backend, onStoreError }, `clusterPlugin: ${store} store failed: ${error.message}`)
+  }
 }
 
 /** The worker half of the kit; see ClusterPluginOptions. */

@@ -1,4 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http'
+import type { FastifyInstance } from 'fastify'
 
 const kWriteHead = Symbol('fastify-cluster-kit.writeHead')
 
@@ -50,4 +51,31 @@ export function tapResponses (server: Server, { onRequest, headers, onHead }: Re
   }
   server.prependListener('request', listener)
   return () => { server.removeListener('request', listener) }
+}
+
+type Injected = { headers: Record<string, unknown> }
+
+/**
+ * `fastify.inject()` — how most Fastify apps are tested — never reaches the HTTP server, so the
+ * server-level tap (response-head.ts) does not see it: its responses get the worker headers here,
+ * by wrapping `inject` itself, which costs real traffic nothing.
+ */
+export function decorateInjected (fastify: FastifyInstance, headers: ReadonlyArray<readonly [string, string]>): void {
+  if (headers.length === 0) return
+  const inject = fastify.inject.bind(fastify) as (...args: unknown[]) => any
+  const tag = <T>(response: T): T => {
+    if (response !== undefined && response !== null) for (const [name, value] of headers) (response as unknown as Injected).headers[name] ??= value
+    return response
+  }
+  const tagged = (callback: (error: unknown, response?: unknown) => void) => (error: unknown, response?: unknown) => callback(error, tag(response))
+  fastify.inject = function (options?: unknown, callback?: (error: unknown, response?: unknown) => void) {
+    if (options === undefined) {
+      // The chained form: fastify.inject().get('/').end()
+      const chain = inject()
+      const end = chain.end.bind(chain)
+      chain.end = (done?: (error: unknown, response?: unknown) => void) => done === undefined ? end().then(tag) : end(tagged(done))
+      return chain
+    }
+    return callback === undefined ? inject(options).then(tag) : inject(options, tagged(callback))
+  } as FastifyInstance['inject']
 }
