@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import t from 'tap'
-import { startCluster } from './helpers/cluster.js'
+import { processesMatchStats, startCluster } from './helpers/cluster.js'
 import { get, onWorker, send, sessionCookie } from './helpers/http.js'
 import { startRedis } from './helpers/redis.js'
 
@@ -46,6 +46,8 @@ t.test('Redis SIGKILLed: probes and /metrics stay up, a crashed worker is replac
   t.equal((await onWorker(cluster.port, '1', { path: '/health/live' })).headers['x-worker-pid'], String(replaced.pid), 'the replacement serves probes')
   t.equal((await onWorker(cluster.port, '1', { path: '/health/ready' })).status, 503, 'and is not ready')
   t.match(await cluster.call('stats'), { alive: 2, workers: [{ state: 'ready' }, { state: 'ready', restarts: 1 }] })
+  const { children, listed } = await processesMatchStats(cluster)
+  t.same(children, listed, 'every process the primary runs is listed in /cluster/stats')
 
   await redis.restart()
   await until(cluster.port, '0', '/health/ready', 200)
