@@ -36,7 +36,9 @@ t.test('SIGTERM under keep-alive load: every request answered 2xx, slow request 
   t.equal(slowResponse.status, 200, 'the 3 s request in flight completed')
   t.equal(slowResponse.headers.connection, 'close', 'and told its client to close')
   t.ok(readiness.includes(503), `readiness answered 503 during the drain (${readiness.join(',')})`)
-  t.notOk(readiness.includes(200), 'and never 200 after the signal')
+  // A signal is handled on a later turn of the event loop than kill() returns: a probe already
+  // read may still see 200. Once the drain has begun, readiness never turns back.
+  t.notOk(readiness.slice(readiness.indexOf(503)).includes(200), 'and never 200 again once the drain began')
   t.same(exit, { code: 0, signal: null }, 'exit code 0')
 })
 
