@@ -1,6 +1,5 @@
 import type { EventEmitter } from 'node:events'
-import type { Static } from '@sinclair/typebox'
-import type { EventLoopSchema, MemorySchema, RequestsSchema } from '../common/sample.js'
+import type { EventLoopSchema, FromSchema, MemorySchema, RequestsSchema } from '../common/sample.js'
 import type { SlotState } from './slot.js'
 
 export interface WorkerStats {
@@ -17,17 +16,17 @@ export interface WorkerStats {
   /** Why memory recycling is stopped for this slot (its workers start above maxMemory); null while it runs. */
   recyclingStopped: string | null
   /** From the last heartbeat, bytes; null before the first. */
-  memory: Static<typeof MemorySchema> | null
+  memory: FromSchema<typeof MemorySchema> | null
   /** Percent of one core over the last heartbeat window. */
   cpu: number | null
   /** Event-loop delay (ms) and utilization over the last heartbeat window. */
-  eventLoop: Static<typeof EventLoopSchema> | null
-  requests: Static<typeof RequestsSchema> | null
+  eventLoop: FromSchema<typeof EventLoopSchema> | null
+  requests: FromSchema<typeof RequestsSchema> | null
 }
 
 export interface ClusterStats {
   /** `guard`: pid of the orphan guard, the one other process the primary keeps (see README, "Operations"). */
-  primary: { pid: number, uptime: number, memory: Static<typeof MemorySchema>, guard: number | null }
+  primary: { pid: number, uptime: number, memory: FromSchema<typeof MemorySchema>, guard: number | null }
   workers: WorkerStats[]
   /** Slots whose worker is ready. */
   alive: number

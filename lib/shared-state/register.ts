@@ -37,8 +37,8 @@ export function chooseBackend ({ backend, redis }: ResolvedSharedState, identity
 }
 
 /**
- * Registers what the options ask for: one Redis connection (@fastify/redis, unless the app
- * registered one), @fastify/rate-limit and @fastify/session (with @fastify/cookie), each with the
+ * Registers what the options ask for: one Redis connection (the app's own `fastify.redis` if it
+ * has one), @fastify/rate-limit and @fastify/session (with @fastify/cookie), each with the
  * backend's store. `onStoreError` hears every store failure (the plugin logs and counts it).
  */
 export async function registerSharedState (
