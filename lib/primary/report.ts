@@ -32,7 +32,10 @@ export function buildHealth (slots: readonly Slot[], { maxRestarts }: Pick<Resol
   const expected = slots.length
   const warnings: string[] = []
   for (const slot of slots) {
-    if (slot.state === 'given-up') warnings.push(`worker ${slot.id} gave up after ${maxRestarts} restarts (early crashes in a row)`)
+    // Still given up while a retry of it is starting: health turns ok only once a worker is ready,
+    // rather than flapping at every retry.
+    const givenUp = slot.state === 'given-up' || (slot.earlyCrashes > maxRestarts && slot.state !== 'ready')
+    if (givenUp) warnings.push(`worker ${slot.id} gave up after ${maxRestarts} restarts (early crashes in a row)`)
     if (slot.recyclingStopped !== undefined) warnings.push(`worker ${slot.id} ${slot.recyclingStopped}: memory recycling stopped`)
   }
   if (fewerThanHalfAlive(alive, expected)) warnings.push(`only ${alive} of ${expected} workers alive`)
