@@ -10,9 +10,11 @@ import type { PrimaryLogger } from './log.js'
  * isolate. So the primary keeps one `sh` beside it instead, and writes it the live worker pids
  * whenever they change. The pipe's only writer is the primary (libuv opens pipes close-on-exec,
  * so workers do not inherit it): when the primary dies the shell reads end-of-file and kills the
- * last pids it was given. A clean stop sends an empty list first.
+ * last pids it was given. A clean stop sends an empty list first. It ignores the signals a
+ * terminal or a process manager sends the whole process group (Ctrl-C, a group SIGTERM): it must
+ * outlive the primary's drain, and ends only when the primary's pipe closes.
  */
-const SCRIPT = 'pids=; while IFS= read -r line; do pids=$line; done; [ -z "$pids" ] || kill -9 $pids 2>/dev/null; exit 0'
+const SCRIPT = "trap '' INT TERM HUP; pids=; while IFS= read -r line; do pids=$line; done; [ -z \"$pids\" ] || kill -9 $pids 2>/dev/null; exit 0"
 
 export class OrphanGuard {
   #child: ChildProcess | undefined
