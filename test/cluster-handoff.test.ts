@@ -20,9 +20,11 @@ t.test('kill -9 during fresh-connection load: no connection is left hanging', as
     request.on('error', () => { result.reset++; resolve() })
   })
   const clients = Array.from({ length: 20 }, async () => { while (state.running) await once() })
+  let servedBeforeLastKill = 0
   for (let kill = 0; kill < 3; kill++) {
     await sleep(1000)
     const { workers } = await cluster.call('stats')
+    servedBeforeLastKill = result.ok
     process.kill(workers[kill % 2].pid, 'SIGKILL')
     await cluster.waitForEvent((event) => event.event === 'worker:restart' && event.restarts === Math.floor(kill / 2) + 1 && event.id === String(kill % 2))
   }
@@ -31,5 +33,6 @@ t.test('kill -9 during fresh-connection load: no connection is left hanging', as
   await Promise.all(clients)
   const rescued = cluster.output().split('\n').filter((line) => line.includes('sent to another worker')).length
   t.equal(result.hung, 0, `no request hung (${result.ok} served, ${result.reset} reset in flight on the killed workers, ${rescued} hand-off(s) rescued)`)
-  t.ok(result.ok > 1000, 'the load kept being served')
+  // Counts, not rates: how many requests a busy CI machine serves in these seconds varies widely.
+  t.ok(result.ok - servedBeforeLastKill > 0, `the load kept being served after the last kill (${result.ok} served in all)`)
 })
