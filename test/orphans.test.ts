@@ -1,17 +1,15 @@
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { isAlive, pidsWithMarker, startCluster, waitGone } from './helpers/cluster.js'
+import { isAlive, pidsWithMarker, procStat, startCluster, waitGone } from './helpers/cluster.js'
 import { get } from './helpers/http.js'
 
 /** A process busy on a CPU (state R) in two reads 100 ms apart: its event loop is in a busy loop. */
 async function busy (pid: number): Promise<boolean> {
-  const state = (): string => { const stat = readFileSync(`/proc/${pid}/stat`, 'latin1'); return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) }
-  if (state() !== 'R') return false
+  if (procStat(pid)[0] !== 'R') return false
   await sleep(100)
-  return state() === 'R'
+  return procStat(pid)[0] === 'R'
 }
 
 t.test('kill -9 of the primary while a worker\'s event loop is blocked: no orphan 5 s later, in 5 of 5 runs', async (t) => {

@@ -1,7 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { readInteger, readMs, rejectUnknown, type Env } from '../common/config.js'
 import { FCK_INVALID_ENV, FCK_INVALID_OPTION } from '../common/errors.js'
-import { detectIdentity } from '../common/identity.js'
 
 // The shared-state options of clusterPlugin (Redis, rate limits, sessions). Their types are the
 // kit's own, not the official plugins': importing those would give every app that uses the kit
@@ -144,7 +143,7 @@ export interface ResolvedSharedState {
   storeTimeout: number
 }
 
-export function resolveShared (options: SharedStateOptions, env: Env): ResolvedSharedState {
+export function resolveShared (options: SharedStateOptions, env: Env, underPrimary: boolean): ResolvedSharedState {
   const { onStoreError = SHARED_DEFAULTS.onStoreError, rateLimit, session } = options
   if (onStoreError !== 'fail-open' && onStoreError !== 'fail-closed') {
     throw new FCK_INVALID_OPTION('onStoreError', JSON.stringify(onStoreError), "'fail-open' or 'fail-closed'")
@@ -156,11 +155,10 @@ export function resolveShared (options: SharedStateOptions, env: Env): ResolvedS
   if (sharedState !== undefined && !['redis', 'primary', 'memory'].includes(sharedState)) {
     throw new FCK_INVALID_OPTION('sharedState', JSON.stringify(sharedState), "'redis', 'primary' or 'memory'")
   }
-  const identity = detectIdentity(env)
   return {
     backend: sharedState,
     ...resolveRedis(options.redis, env),
-    startWithoutRedis: identity.manager === 'bootCluster' && env.CLUSTER_STARTED === 'true',
+    startWithoutRedis: underPrimary && env.CLUSTER_STARTED === 'true',
     rateLimit,
     session,
     onStoreError,

@@ -134,7 +134,9 @@ export function resolveOptions (options: ClusterPluginOptions, env: Env): Resolv
   if (healthPrefix !== false && !PATH.test(healthPrefix)) {
     throw new FCK_INVALID_OPTION('healthPrefix', JSON.stringify(healthPrefix), 'a path like "/health" or false')
   }
-  const timing = resolveTiming(options, env)
+  // Forked by bootCluster: the timings must agree with the primary's, and a restart may start without Redis.
+  const underPrimary = detectIdentity(env).manager === 'bootCluster'
+  const timing = resolveTiming(options, env, underPrimary)
   return {
     workerIdHeader: readName(options.workerIdHeader, { option: 'workerIdHeader' }, PLUGIN_DEFAULTS.workerIdHeader),
     workerPidHeader: readName(options.workerPidHeader, { option: 'workerPidHeader' }, PLUGIN_DEFAULTS.workerPidHeader),
@@ -143,7 +145,7 @@ export function resolveOptions (options: ClusterPluginOptions, env: Env): Resolv
     checkTimeout: readMs(options.checkTimeout, { option: 'checkTimeout' }, env, PLUGIN_DEFAULTS.checkTimeout, 1),
     handleSignals: readBoolean(options.handleSignals, { option: 'handleSignals' }, env, PLUGIN_DEFAULTS.handleSignals),
     metrics: resolveMetrics(options.metrics ?? PLUGIN_DEFAULTS.metrics, env),
-    shared: resolveShared(options, env),
+    shared: resolveShared(options, env, underPrimary),
     drainIdleGrace: PLUGIN_DEFAULTS.drainIdleGrace
   }
 }
@@ -153,8 +155,9 @@ export function resolveOptions (options: ClusterPluginOptions, env: Env): Resolv
  * primary kills a draining worker after its gracefulTimeout (one value, passed to each worker
  * as GRACEFUL_SHUTDOWN_TIMEOUT), and a worker whose heartbeat is late by heartbeatTimeout.
  */
-function resolveTiming (options: ClusterPluginOptions, env: Env): Pick<ResolvedOptions, 'shutdownDelay' | 'gracefulTimeout' | 'heartbeatInterval'> {
-  const underPrimary = detectIdentity(env).manager === 'bootCluster'
+function resolveTiming (
+  options: ClusterPluginOptions, env: Env, underPrimary: boolean
+): Pick<ResolvedOptions, 'shutdownDelay' | 'gracefulTimeout' | 'heartbeatInterval'> {
   const gracefulTimeout = readMs(options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, PLUGIN_DEFAULTS.gracefulTimeout, 1)
   const primary = env.GRACEFUL_SHUTDOWN_TIMEOUT
   if (underPrimary && primary !== undefined && String(gracefulTimeout) !== primary) {

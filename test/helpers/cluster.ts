@@ -96,15 +96,20 @@ export function pidsWithMarker (marker: string): number[] {
   return pids
 }
 
-/** The live child processes of `pid` (from /proc: field 4 of /proc/N/stat is the parent pid). */
+/** Fields 3 on of /proc/PID/stat: the state (R running, Z zombie...), the parent pid, ... */
+export function procStat (pid: number | string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+  // The command name (field 2) is in parentheses and may hold spaces: read after the last ')'.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+}
+
+/** The live child processes of `pid`. */
 export function childrenOf (pid: number): number[] {
   const children: number[] = []
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1')
-      // The command name (field 2) is in parentheses and may hold spaces: read after the last ')'.
-      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const [state, ppid] = procStat(entry)
       if (Number(ppid) === pid && state !== 'Z') children.push(Number(entry))
     } catch {}
   }
