@@ -1,11 +1,11 @@
 import cluster from 'node:cluster'
 import type { FastifyInstance } from 'fastify'
 import { listenOrExplain } from './common/address.js'
-import { FCK_INVALID_ENV, FCK_INVALID_FACTORY, FCK_INVALID_OPTION } from './common/errors.js'
+import { FCK_INVALID_FACTORY, FCK_INVALID_OPTION } from './common/errors.js'
 import { detectIdentity, workerEnv, type Identity } from './common/identity.js'
 import { resolveOptions, type ClusterPluginOptions } from './worker/options.js'
 import { clusterPlugin } from './worker/plugin.js'
-import { createLogger, isLevel } from './primary/log.js'
+import { createLogger } from './primary/log.js'
 import { resolveBootOptions, type BootClusterOptions, type ResolvedBootOptions } from './primary/options.js'
 import { Supervisor } from './primary/supervisor.js'
 import type { ClusterHandle } from './primary/types.js'
@@ -40,13 +40,11 @@ export async function bootCluster (factory: AppFactory, options: BootClusterOpti
 }
 
 async function runPrimary (options: ResolvedBootOptions): Promise<ClusterHandle> {
-  const level = process.env.LOG_LEVEL ?? 'info'
-  if (!isLevel(level)) throw new FCK_INVALID_ENV('LOG_LEVEL', JSON.stringify(level), 'trace, debug, info, warn, error or fatal')
   // The plugin options the workers will get, checked here as a worker will read them, so a typo
   // is one line before any fork rather than a failed start of every worker.
   resolveOptions(pluginOptions(options), workerEnv(process.env, 0, options))
   await options.onPrimary?.()
-  const supervisor = new Supervisor(options, createLogger(level, { role: 'primary' }))
+  const supervisor = new Supervisor(options, createLogger(options.logLevel, { role: 'primary' }))
   await supervisor.start()
   return supervisor
 }

@@ -63,3 +63,10 @@ t.test('fastify-cluster with nothing listening: one line, exit 2', async (t) => 
   const wrong = await cli(['stauts', '--port', String(port)])
   t.same([wrong.code, wrong.stderr], [2, 'fastify-cluster: unknown command "stauts"; commands: status, stats, health, restart, metrics\n'])
 })
+
+t.test('fastify-cluster reads the monitoring settings as bootCluster does: a bad one is one line naming it, exit 2', async (t) => {
+  t.same(await cli(['status', '--port', '0']),
+    { code: 2, stdout: '', stderr: 'fastify-cluster: Invalid option --port: got "0", expected a port number from 1 to 65535\n' })
+  t.same(await cli(['status'], { CLUSTER_MONITORING_PORT: 'abc' }),
+    { code: 2, stdout: '', stderr: 'fastify-cluster: Invalid environment variable CLUSTER_MONITORING_PORT: got "abc", expected a port number from 1 to 65535\n' })
+})

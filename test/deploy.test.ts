@@ -3,8 +3,11 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { parseAllDocuments } from 'yaml'
-import { BOOT_DEFAULTS as BOOT } from '../dist/primary/options.js'
-import { PLUGIN_DEFAULTS as PLUGIN } from '../dist/worker/options.js'
+import { BOOT_SETTINGS, MONITORING_SETTINGS } from '../dist/primary/settings.js'
+import { PLUGIN_SETTINGS } from '../dist/worker/options.js'
+
+const BOOT = { port: BOOT_SETTINGS.port.default, gracefulTimeout: BOOT_SETTINGS.gracefulTimeout.default, monitoring: { port: MONITORING_SETTINGS.port.default } }
+const PLUGIN = { healthPrefix: PLUGIN_SETTINGS.healthPrefix.default }
 
 // No Docker engine or Kubernetes here: the deployment files are parsed and checked against the
 // code's own defaults (ports, probe paths, timeouts), so they cannot drift apart silently.

@@ -3,7 +3,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { formatAddress } from '../common/address.js'
-import { BOOT_DEFAULTS } from '../primary/options.js'
+import { port, read } from '../common/config.js'
+import { MONITORING_SETTINGS } from '../primary/settings.js'
 import type { ClusterHealth, ClusterStats, ReloadResult, WorkerStats } from '../primary/types.js'
 
 const USAGE = `Usage: fastify-cluster <command> [--host H] [--port P] [--token T]
@@ -43,7 +44,7 @@ async function main (argv: string[]): Promise<number> {
     return values.help ? 0 : 2
   }
   if (extra.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(extra[0])}; see fastify-cluster --help`)
-  const target = resolveTarget(values.host, values.port, values.token)
+  const target = resolveTarget(values)
   switch (command) {
     case 'status': return await status(target, values.watch)
     case 'stats': {
@@ -66,14 +67,15 @@ async function main (argv: string[]): Promise<number> {
   }
 }
 
-function resolveTarget (host = process.env.CLUSTER_MONITORING_HOST, port = process.env.CLUSTER_MONITORING_PORT, token = process.env.CLUSTER_MONITORING_TOKEN): Target {
-  const portNumber = port === undefined || port === '' ? BOOT_DEFAULTS.monitoring.port : Number(port)
-  if (!Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535) throw new CliError(`--port: got ${JSON.stringify(port)}, expected a port number from 1 to 65535`)
-  let address = host === undefined || host === '' ? BOOT_DEFAULTS.monitoring.host : host
+/** The monitoring server's own settings, read the same way; the flags stand where the options would. */
+function resolveTarget (flags: { host?: string, port?: string, token?: string }, env = process.env): Target {
+  const { host, port: portSetting, token } = MONITORING_SETTINGS
+  const portNumber = read({ ...portSetting, option: '--port', kind: port(1) }, flags.port, env)
+  let address = read({ ...host, option: '--host' }, flags.host, env)
   // A server bound to every interface is reached through loopback.
   if (address === '0.0.0.0') address = '127.0.0.1'
   if (address === '::') address = '::1'
-  return { base: `http://${formatAddress(address, portNumber)}`, token: token === '' ? undefined : token }
+  return { base: `http://${formatAddress(address, portNumber)}`, token: read({ ...token, option: '--token' }, flags.token, env) }
 }
 
 async function call<T> (target: Target, method: string, path: string, accept = [200]): Promise<T> {
@@ -158,7 +160,8 @@ function formatUptime (seconds: number): string {
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (error: Error) => {
-  const known = error instanceof CliError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true
+  const { code } = error as { code?: string }
+  const known = error instanceof CliError || code?.startsWith('ERR_PARSE_ARGS') === true || code?.startsWith('FCK_') === true
   console.error(`fastify-cluster: ${known ? error.message : error.stack ?? String(error)}`)
   process.exitCode = 2
 })

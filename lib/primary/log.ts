@@ -7,13 +7,10 @@ import { hostname } from 'node:os'
  */
 const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const
 export type LevelName = keyof typeof LEVELS
+export const LEVEL_NAMES = Object.keys(LEVELS) as LevelName[]
 
 type LogFn = (objOrMsg: object | string, msg?: string) => void
 export type PrimaryLogger = Record<LevelName, LogFn> & { child: (bindings: object) => PrimaryLogger }
-
-export function isLevel (name: string): name is LevelName {
-  return Object.hasOwn(LEVELS, name)
-}
 
 export function createLogger (level: LevelName, bindings: object = {}, write = (line: string) => process.stdout.write(line)): PrimaryLogger {
   const threshold = LEVELS[level]

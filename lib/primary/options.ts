@@ -1,8 +1,10 @@
 import os from 'node:os'
-import { readBoolean, readBytes, readInteger, readMs, rejectUnknown, type Env } from '../common/config.js'
+import { checkObject, integer, read, rejectUnknown, type Env } from '../common/config.js'
 import { FCK_INVALID_OPTION, FCK_MONITORING_UNPROTECTED } from '../common/errors.js'
 import type { ClusterPluginOptions } from '../worker/options.js'
 import type { PrimaryStoreLimits } from '../shared-state/primary-store.js'
+import type { LevelName } from './log.js'
+import { BOOT_SETTINGS, LIMITS, MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS } from './settings.js'
 
 /** Options of `bootCluster()`. Options win over environment variables, which win over defaults. */
 export interface BootClusterOptions {
@@ -145,31 +147,6 @@ export interface ResolvedMonitoringOptions {
   scrapeTimeout: number
 }
 
-export const BOOT_DEFAULTS = {
-  port: 3000,
-  host: '0.0.0.0',
-  maxRestarts: 10,
-  givenUpRetryDelay: 60_000,
-  restartDelay: 1000,
-  /** The exponential back-off stops growing here. */
-  maxRestartDelay: 30_000,
-  restartWindow: 30_000,
-  readyTimeout: 30_000,
-  heartbeatTimeout: 15_000,
-  gracefulTimeout: 30_000,
-  healthReportInterval: 60_000,
-  /** Development runs at most this many workers. */
-  developmentWorkers: 2,
-  /** Workers per core allowed without allowOversubscribe, and the count no setting goes past. */
-  workersPerCore: 4,
-  maxWorkers: 1024,
-  /** Below this, maxMemory is under any Fastify worker's own baseline. */
-  minMaxMemory: 64 * 2 ** 20,
-  /** No timeout or delay is longer than a day. */
-  primaryStore: { maxSessions: 100_000, maxSessionBytes: 64 * 2 ** 20, maxCounters: 100_000 },
-  monitoring: { port: 3003, host: '127.0.0.1', scrapeTimeout: 1000 }
-} as const
-
 export interface ResolvedBootOptions {
   enabled: boolean
   workers: number
@@ -185,112 +162,91 @@ export interface ResolvedBootOptions {
   maxMemory: number | undefined
   gracefulTimeout: number
   healthReportInterval: number
+  logLevel: LevelName
   monitoring: ResolvedMonitoringOptions | false
   onPrimary: (() => void | Promise<void>) | undefined
   plugin: ClusterPluginOptions
   primaryStore: PrimaryStoreLimits
 }
 
-const KNOWN = new Set(['enabled', 'workers', 'allowOversubscribe', 'port', 'host', 'maxRestarts', 'givenUpRetryDelay', 'restartDelay',
-  'restartWindow', 'readyTimeout', 'heartbeatTimeout', 'maxMemory', 'gracefulTimeout', 'healthReportInterval', 'monitoring', 'onPrimary',
-  'plugin', 'primaryStore'])
-
-function defaultWorkers (env: Env): number {
-  const cores = os.availableParallelism()
-  return env.NODE_ENV === 'production' ? cores : Math.min(BOOT_DEFAULTS.developmentWorkers, cores)
-}
+/** The options that are objects or functions, not single settings. */
+const KNOWN = [...Object.keys(BOOT_SETTINGS).filter((key) => key !== 'logLevel'), 'monitoring', 'onPrimary', 'plugin', 'primaryStore']
 
 /** A worker count past a few per core is a typo or a fork bomb, unless the user says otherwise. */
 function readWorkers (options: BootClusterOptions, env: Env): number {
-  const oversubscribe = readBoolean(options.allowOversubscribe, { option: 'allowOversubscribe', env: 'CLUSTER_ALLOW_OVERSUBSCRIBE' }, env, false)
+  const oversubscribe = read(BOOT_SETTINGS.allowOversubscribe, options.allowOversubscribe, env)
   const cores = os.availableParallelism()
-  const max = oversubscribe ? BOOT_DEFAULTS.maxWorkers : Math.min(BOOT_DEFAULTS.maxWorkers, BOOT_DEFAULTS.workersPerCore * cores)
+  const { maxWorkers, workersPerCore } = LIMITS
+  const max = oversubscribe ? maxWorkers : Math.min(maxWorkers, workersPerCore * cores)
   const expected = oversubscribe
     ? `a whole number of workers >= 1 and <= ${max}`
-    : `a whole number of workers >= 1 and <= ${max} (${BOOT_DEFAULTS.workersPerCore} per core on ${cores} cores; allowOversubscribe or CLUSTER_ALLOW_OVERSUBSCRIBE=true allows up to ${BOOT_DEFAULTS.maxWorkers})`
-  return readInteger(options.workers, { option: 'workers', env: 'CLUSTER_WORKERS' }, env, Math.min(defaultWorkers(env), max), 1, expected, max)
+    : `a whole number of workers >= 1 and <= ${max} (${workersPerCore} per core on ${cores} cores; allowOversubscribe or CLUSTER_ALLOW_OVERSUBSCRIBE=true allows up to ${maxWorkers})`
+  return read(BOOT_SETTINGS.workers, options.workers, env, integer(1, max, expected))
 }
 
-function resolvePrimaryStore (given: Partial<PrimaryStoreLimits> | undefined): PrimaryStoreLimits {
-  if (given !== undefined && (typeof given !== 'object' || given === null)) throw new FCK_INVALID_OPTION('primaryStore', String(given), 'an object')
-  const limits: PrimaryStoreLimits = { ...BOOT_DEFAULTS.primaryStore }
-  rejectUnknown(given ?? {}, Object.keys(limits), 'primaryStore.')
-  for (const key of Object.keys(given ?? {})) {
-    const name = key as keyof PrimaryStoreLimits
-    limits[name] = readInteger(given?.[name], { option: `primaryStore.${name}` }, {}, limits[name], 1)
+function resolvePrimaryStore (given: Partial<PrimaryStoreLimits> = {}): PrimaryStoreLimits {
+  checkObject('primaryStore', given)
+  rejectUnknown(given, Object.keys(PRIMARY_STORE_SETTINGS), 'primaryStore.')
+  const { maxSessions, maxSessionBytes, maxCounters } = PRIMARY_STORE_SETTINGS
+  return {
+    maxSessions: read(maxSessions, given.maxSessions, {}),
+    maxSessionBytes: read(maxSessionBytes, given.maxSessionBytes, {}),
+    maxCounters: read(maxCounters, given.maxCounters, {})
   }
-  return limits
 }
 
 /**
  * `mayFork`: this process would be the primary if clustering is enabled (not a worker, not under
- * PM2). The monitoring options are read only by a process that will be the primary: a worker, a
- * single process or a PM2 instance never starts the monitoring server, so its settings cannot fail it.
+ * PM2). The monitoring options and the log level are read only by a process that will be the
+ * primary: a worker, a single process or a PM2 instance never uses them, so they cannot fail it.
  */
 export function resolveBootOptions (options: BootClusterOptions, env: Env, mayFork = true): ResolvedBootOptions {
-  if (typeof options !== 'object' || options === null) throw new FCK_INVALID_OPTION('options', String(options), 'an object')
+  checkObject('options', options ?? null)
   rejectUnknown(options, KNOWN)
-  const host = options.host ?? (env.HOST === undefined || env.HOST === '' ? BOOT_DEFAULTS.host : env.HOST)
-  if (typeof host !== 'string' || host.trim() === '') throw new FCK_INVALID_OPTION('host', JSON.stringify(host), 'a host name or address')
   if (options.onPrimary !== undefined && typeof options.onPrimary !== 'function') {
     throw new FCK_INVALID_OPTION('onPrimary', String(options.onPrimary), 'a function')
   }
-  if (options.plugin !== undefined && (typeof options.plugin !== 'object' || options.plugin === null)) {
-    throw new FCK_INVALID_OPTION('plugin', String(options.plugin), 'clusterPlugin options (an object)')
-  }
-  const enabled = readBoolean(options.enabled, { option: 'enabled', env: 'ENABLE_CLUSTERING' }, env, env.NODE_ENV !== 'test')
+  checkObject('plugin', options.plugin, 'clusterPlugin options (an object)')
+  const setting = BOOT_SETTINGS
+  const enabled = read(setting.enabled, options.enabled, env)
+  const primary = enabled && mayFork
   return {
     enabled,
     workers: readWorkers(options, env),
-    port: readInteger(options.port, { option: 'port', env: 'PORT' }, env, BOOT_DEFAULTS.port, 0, 'a port number from 0 to 65535', 65535),
-    host,
-    maxRestarts: readInteger(options.maxRestarts, { option: 'maxRestarts', env: 'MAX_WORKER_RESTARTS' }, env, BOOT_DEFAULTS.maxRestarts, 0, 'a whole number >= 0 and <= 1000', 1000),
-    givenUpRetryDelay: readMs(options.givenUpRetryDelay, { option: 'givenUpRetryDelay', env: 'WORKER_GIVEN_UP_RETRY_DELAY' }, env, BOOT_DEFAULTS.givenUpRetryDelay),
-    restartDelay: readMs(options.restartDelay, { option: 'restartDelay', env: 'WORKER_RESTART_DELAY' }, env, BOOT_DEFAULTS.restartDelay),
-    maxRestartDelay: BOOT_DEFAULTS.maxRestartDelay,
-    restartWindow: readMs(options.restartWindow, { option: 'restartWindow' }, env, BOOT_DEFAULTS.restartWindow),
-    readyTimeout: readMs(options.readyTimeout, { option: 'readyTimeout' }, env, BOOT_DEFAULTS.readyTimeout, 1),
-    heartbeatTimeout: readMs(options.heartbeatTimeout, { option: 'heartbeatTimeout' }, env, BOOT_DEFAULTS.heartbeatTimeout, 100),
-    maxMemory: readBytes(options.maxMemory, { option: 'maxMemory', env: 'MAX_WORKER_MEMORY' }, env, undefined, BOOT_DEFAULTS.minMaxMemory),
-    gracefulTimeout: readMs(options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, BOOT_DEFAULTS.gracefulTimeout, 1),
-    healthReportInterval: readMs(options.healthReportInterval, { option: 'healthReportInterval', env: 'CLUSTER_HEALTH_REPORT_INTERVAL' }, env, BOOT_DEFAULTS.healthReportInterval),
-    monitoring: enabled && mayFork ? resolveMonitoring(options.monitoring, env) : false,
+    port: read(setting.port, options.port, env),
+    host: read(setting.host, options.host, env),
+    maxRestarts: read(setting.maxRestarts, options.maxRestarts, env),
+    givenUpRetryDelay: read(setting.givenUpRetryDelay, options.givenUpRetryDelay, env),
+    restartDelay: read(setting.restartDelay, options.restartDelay, env),
+    maxRestartDelay: LIMITS.maxRestartDelay,
+    restartWindow: read(setting.restartWindow, options.restartWindow, env),
+    readyTimeout: read(setting.readyTimeout, options.readyTimeout, env),
+    heartbeatTimeout: read(setting.heartbeatTimeout, options.heartbeatTimeout, env),
+    maxMemory: read(setting.maxMemory, options.maxMemory, env),
+    gracefulTimeout: read(setting.gracefulTimeout, options.gracefulTimeout, env),
+    healthReportInterval: read(setting.healthReportInterval, options.healthReportInterval, env),
+    logLevel: primary ? read(setting.logLevel, undefined, env) : setting.logLevel.default,
+    monitoring: primary ? resolveMonitoring(options.monitoring, env) : false,
     onPrimary: options.onPrimary,
     plugin: options.plugin ?? {},
     primaryStore: resolvePrimaryStore(options.primaryStore)
   }
 }
 
-function resolveMonitoring (options: MonitoringOptions | false | undefined, env: Env): ResolvedMonitoringOptions | false {
+function resolveMonitoring (options: MonitoringOptions | false = {}, env: Env): ResolvedMonitoringOptions | false {
   if (options === false) return false
-  if (options === undefined && env.CLUSTER_MONITORING_PORT?.trim().toLowerCase() === 'false') return false
-  if (options !== undefined && (typeof options !== 'object' || options === null)) {
-    throw new FCK_INVALID_OPTION('monitoring', String(options), 'an object or false')
-  }
-  const given = options ?? {}
-  const host = given.host ?? nonEmpty(env.CLUSTER_MONITORING_HOST) ?? BOOT_DEFAULTS.monitoring.host
-  if (typeof host !== 'string' || host.trim() === '') throw new FCK_INVALID_OPTION('monitoring.host', JSON.stringify(host), 'a host name or address')
-  const token = given.token ?? nonEmpty(env.CLUSTER_MONITORING_TOKEN)
-  if (token !== undefined && (typeof token !== 'string' || token.trim() === '')) {
-    throw new FCK_INVALID_OPTION('monitoring.token', JSON.stringify(token), 'a non-empty string')
-  }
+  checkObject('monitoring', options, 'an object or false')
+  rejectUnknown(options, Object.keys(MONITORING_SETTINGS), 'monitoring.')
+  const setting = MONITORING_SETTINGS
+  const port = read(setting.port, options.port, env)
+  if (port === false) return false
+  const host = read(setting.host, options.host, env)
+  const token = read(setting.token, options.token, env)
   if (token === undefined && !isLoopback(host)) {
-    throw new FCK_MONITORING_UNPROTECTED(host, given.host === undefined ? 'CLUSTER_MONITORING_HOST' : 'monitoring.host')
+    throw new FCK_MONITORING_UNPROTECTED(host, options.host === undefined ? 'CLUSTER_MONITORING_HOST' : 'monitoring.host')
   }
-  return {
-    port: readInteger(given.port, { option: 'monitoring.port', env: 'CLUSTER_MONITORING_PORT' }, env, BOOT_DEFAULTS.monitoring.port, 0,
-      'a port number from 0 to 65535, or false', 65535),
-    host,
-    token,
-    scrapeTimeout: readMs(given.scrapeTimeout, { option: 'monitoring.scrapeTimeout', env: 'CLUSTER_MONITORING_SCRAPE_TIMEOUT' }, env,
-      BOOT_DEFAULTS.monitoring.scrapeTimeout, 1)
-  }
+  return { port, host, token, scrapeTimeout: read(setting.scrapeTimeout, options.scrapeTimeout, env) }
 }
-
-function nonEmpty (value: string | undefined): string | undefined {
-  return value === undefined || value.trim() === '' ? undefined : value
-}
-
 /** Only these answer from this machine alone; anything else (0.0.0.0, ::, a LAN address) is reachable from outside. */
 export function isLoopback (host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host)

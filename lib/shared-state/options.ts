@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
-import { readInteger, readMs, rejectUnknown, type Env } from '../common/config.js'
-import { FCK_INVALID_ENV, FCK_INVALID_OPTION } from '../common/errors.js'
+import { ms, oneOf, port, read, rejectUnknown, type Env, type Setting } from '../common/config.js'
+import { FCK_INVALID_OPTION } from '../common/errors.js'
 
 // The shared-state options of clusterPlugin (Redis, rate limits, sessions). Their types are the
 // kit's own, not the official plugins': importing those would give every app that uses the kit
@@ -104,7 +104,52 @@ export interface SharedStateOptions {
   storeTimeout?: number
 }
 
-export const SHARED_DEFAULTS = { onStoreError: 'fail-open', storeTimeout: 500 } as const
+/** The shared-state settings that are single values (see lib/common/config.ts). */
+export const SHARED_SETTINGS = {
+  redis: {
+    option: 'redis',
+    env: 'REDIS_URL',
+    envText: '`REDIS_URL`, or `REDIS_HOST` + `REDIS_PORT`',
+    kind: {
+      expected: 'a redis:// or rediss:// URL',
+      expectedInCode: 'a redis:// or rediss:// URL, or ioredis options',
+      parse: (raw, fromEnv) => typeof raw === 'string'
+        ? isRedisUrl(raw) ? raw : undefined
+        : !fromEnv && typeof raw === 'object' && raw !== null ? raw as Record<string, unknown> : undefined
+    },
+    default: undefined,
+    shown: 'none',
+    doc: 'Redis for rate limits and sessions (needs `ioredis`); without it the bootCluster primary holds them'
+  } satisfies Setting<RedisConfig | undefined>,
+  redisPort: {
+    env: 'REDIS_PORT',
+    kind: port(1),
+    default: 6379,
+    shown: '6379',
+    doc: 'the port REDIS_HOST is reached on'
+  } satisfies Setting<number>,
+  sharedState: {
+    option: 'sharedState',
+    kind: oneOf(['redis', 'primary', 'memory'] as const),
+    default: undefined,
+    shown: 'redis with Redis, else primary under bootCluster, else memory',
+    doc: 'force where rate limits and sessions live; redis needs Redis, primary a bootCluster primary'
+  } satisfies Setting<SharedStateBackend | undefined>,
+  onStoreError: {
+    option: 'onStoreError',
+    kind: oneOf(['fail-open', 'fail-closed'] as const),
+    default: 'fail-open',
+    shown: 'fail-open',
+    doc: 'a rate-limit store that cannot answer lets the request through (logged, counted) or answers 503'
+  } satisfies Setting<'fail-open' | 'fail-closed'>,
+  storeTimeout: {
+    option: 'storeTimeout',
+    kind: ms(1),
+    default: 500,
+    shown: '500',
+    doc: 'Redis connect and command timeout, and how long a worker waits for the primary\'s store'
+  } satisfies Setting<number>
+}
 
 export const SHARED_KEYS = ['redis', 'rateLimit', 'session', 'sharedState', 'onStoreError', 'storeTimeout'] as const
 
@@ -144,43 +189,28 @@ export interface ResolvedSharedState {
 }
 
 export function resolveShared (options: SharedStateOptions, env: Env, underPrimary: boolean): ResolvedSharedState {
-  const { onStoreError = SHARED_DEFAULTS.onStoreError, rateLimit, session } = options
-  if (onStoreError !== 'fail-open' && onStoreError !== 'fail-closed') {
-    throw new FCK_INVALID_OPTION('onStoreError', JSON.stringify(onStoreError), "'fail-open' or 'fail-closed'")
-  }
+  const { rateLimit, session } = options
+  const setting = SHARED_SETTINGS
+  const onStoreError = read(setting.onStoreError, options.onStoreError, env)
   checkKeys('rateLimit', rateLimit, RATE_LIMIT_KEYS, '@fastify/rate-limit')
   checkKeys('session', session, SESSION_KEYS, '@fastify/session')
   if (rateLimit !== undefined) checkRateLimit(rateLimit)
-  const { sharedState } = options
-  if (sharedState !== undefined && !['redis', 'primary', 'memory'].includes(sharedState)) {
-    throw new FCK_INVALID_OPTION('sharedState', JSON.stringify(sharedState), "'redis', 'primary' or 'memory'")
-  }
   return {
-    backend: sharedState,
+    backend: read(setting.sharedState, options.sharedState, env),
     ...resolveRedis(options.redis, env),
     startWithoutRedis: underPrimary && env.CLUSTER_STARTED === 'true',
     rateLimit,
     session,
     onStoreError,
-    storeTimeout: readMs(options.storeTimeout, { option: 'storeTimeout' }, env, SHARED_DEFAULTS.storeTimeout, 1)
+    storeTimeout: read(setting.storeTimeout, options.storeTimeout, env)
   }
 }
 
-function resolveRedis (redis: RedisConfig | undefined, env: Env): Pick<ResolvedSharedState, 'redis' | 'redisSource'> {
-  if (redis !== undefined) {
-    if (typeof redis === 'string' ? !isRedisUrl(redis) : typeof redis !== 'object' || redis === null) {
-      throw new FCK_INVALID_OPTION('redis', typeof redis === 'string' ? JSON.stringify(redis) : String(redis), 'a redis:// or rediss:// URL, or ioredis options')
-    }
-    return { redis, redisSource: 'the redis option' }
-  }
-  const url = env.REDIS_URL
-  if (url !== undefined && url !== '') {
-    if (!isRedisUrl(url)) throw new FCK_INVALID_ENV('REDIS_URL', JSON.stringify(url), 'a redis:// or rediss:// URL')
-    return { redis: url, redisSource: 'REDIS_URL' }
-  }
+function resolveRedis (option: RedisConfig | undefined, env: Env): Pick<ResolvedSharedState, 'redis' | 'redisSource'> {
+  const redis = read(SHARED_SETTINGS.redis, option, env)
+  if (redis !== undefined) return { redis, redisSource: option === undefined ? 'REDIS_URL' : 'the redis option' }
   if (env.REDIS_HOST !== undefined && env.REDIS_HOST !== '') {
-    const port = readInteger(undefined, { option: 'REDIS_PORT', env: 'REDIS_PORT' }, env, 6379, 1, 'a port number from 1 to 65535', 65535)
-    return { redis: { host: env.REDIS_HOST, port }, redisSource: 'REDIS_HOST and REDIS_PORT' }
+    return { redis: { host: env.REDIS_HOST, port: read(SHARED_SETTINGS.redisPort, undefined, env) }, redisSource: 'REDIS_HOST and REDIS_PORT' }
   }
   return { redis: undefined, redisSource: 'none' }
 }

@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client'
-import { readBoolean, readMs, readName, rejectUnknown, type Env } from '../common/config.js'
+import { boolean, checkObject, GRACEFUL_TIMEOUT, ms, nameOrOff, pathOrOff, read, rejectUnknown, type Env, type Setting } from '../common/config.js'
 import { FCK_INVALID_OPTION } from '../common/errors.js'
 import { detectIdentity } from '../common/identity.js'
 import { resolveShared, SHARED_KEYS, type ResolvedSharedState, type SharedStateOptions } from '../shared-state/options.js'
@@ -30,11 +30,36 @@ export interface MetricsOptions {
   endpoint?: string | false
 }
 
-export const METRICS_DEFAULTS = {
-  defaultMetrics: true,
-  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-  endpoint: false
-} as const
+/** The metrics settings (`metrics.*`) that are single values. */
+export const METRICS_SETTINGS = {
+  defaultMetrics: {
+    option: 'metrics.defaultMetrics',
+    kind: boolean,
+    default: true,
+    shown: 'true',
+    doc: "prom-client's default metrics (process, heap, GC, event loop)"
+  } satisfies Setting<boolean>,
+  buckets: {
+    option: 'metrics.buckets',
+    kind: {
+      expected: 'increasing positive numbers of seconds',
+      parse: (raw) => Array.isArray(raw) && raw.length > 0 &&
+        raw.every((bound, i) => typeof bound === 'number' && bound > 0 && (i === 0 || bound > (raw[i - 1] as number)))
+        ? raw as number[]
+        : undefined
+    },
+    default: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    shown: "[0.005 … 10] (prom-client's)",
+    doc: 'buckets of `http_request_duration_seconds`'
+  } satisfies Setting<number[]>,
+  endpoint: {
+    option: 'metrics.endpoint',
+    kind: pathOrOff('/metrics'),
+    default: false,
+    shown: 'false',
+    doc: 'a `/metrics` route on the app itself, for one process or PM2; never added under bootCluster'
+  } satisfies Setting<string | false>
+}
 
 export interface ResolvedMetricsOptions {
   registry: Registry | undefined
@@ -97,23 +122,66 @@ export interface ClusterPluginOptions extends SharedStateOptions {
   metrics?: MetricsOptions | false
 }
 
-export const PLUGIN_DEFAULTS = {
-  workerIdHeader: 'X-Worker-ID',
-  workerPidHeader: 'X-Worker-PID',
-  healthPrefix: '/health',
-  shutdownDelay: 0,
-  gracefulTimeout: 30_000,
-  heartbeatInterval: 1000,
-  checkTimeout: 1000,
-  handleSignals: true,
-  metrics: {},
-  /**
-   * During a drain, a keep-alive socket idle this long is closed. Closing an idle socket at once
-   * (Fastify's default) races a client that is just sending its next request and resets it;
-   * a busy client sends well within this and is then answered with `Connection: close`.
-   */
-  drainIdleGrace: 1000
-} as const
+/** clusterPlugin's settings that are single values, one declaration each (see lib/common/config.ts). */
+export const PLUGIN_SETTINGS = {
+  workerIdHeader: {
+    option: 'workerIdHeader',
+    kind: nameOrOff,
+    default: 'X-Worker-ID',
+    shown: 'X-Worker-ID',
+    doc: 'header with the worker id on every response (404s and errors included); false leaves it out'
+  } satisfies Setting<string | false>,
+  workerPidHeader: {
+    option: 'workerPidHeader',
+    kind: nameOrOff,
+    default: 'X-Worker-PID',
+    shown: 'X-Worker-PID',
+    doc: 'header with the process id; false leaves it out'
+  } satisfies Setting<string | false>,
+  healthPrefix: {
+    option: 'healthPrefix',
+    kind: pathOrOff('/health'),
+    default: '/health',
+    shown: '/health',
+    doc: 'prefix of the health routes; false registers none'
+  } satisfies Setting<string | false>,
+  shutdownDelay: {
+    option: 'shutdownDelay',
+    kind: ms(0),
+    default: 0,
+    shown: '0',
+    doc: 'time between the start of a drain (readiness 503) and closing the listener; less than gracefulTimeout'
+  } satisfies Setting<number>,
+  gracefulTimeout: GRACEFUL_TIMEOUT,
+  heartbeatInterval: {
+    option: 'heartbeatInterval',
+    kind: ms(10),
+    default: 1000,
+    shown: '1000',
+    doc: "heartbeat to the primary and event-loop sampling window; at most half of bootCluster's heartbeatTimeout"
+  } satisfies Setting<number>,
+  checkTimeout: {
+    option: 'checkTimeout',
+    kind: ms(1),
+    default: 1000,
+    shown: '1000',
+    doc: 'default timeout of a readiness check'
+  } satisfies Setting<number>,
+  handleSignals: {
+    option: 'handleSignals',
+    kind: boolean,
+    default: true,
+    shown: 'true',
+    doc: 'drain on SIGTERM/SIGINT; a second signal forces exit 1'
+  } satisfies Setting<boolean>
+}
+
+/**
+ * During a drain, a keep-alive socket idle this long is closed. Closing an idle socket at once
+ * (Fastify's default) races a client that is just sending its next request and resets it;
+ * a busy client sends well within this and is then answered with `Connection: close`.
+ */
+const DRAIN_IDLE_GRACE = 1000
 
 export type ResolvedOptions = Required<Omit<ClusterPluginOptions, 'metrics' | keyof SharedStateOptions>> & {
   metrics: ResolvedMetricsOptions | false
@@ -121,32 +189,24 @@ export type ResolvedOptions = Required<Omit<ClusterPluginOptions, 'metrics' | ke
   drainIdleGrace: number
 }
 
-const PATH = /^(\/[^/\s]+)+\/?$/
-
-const KNOWN = new Set([...Object.keys(PLUGIN_DEFAULTS).filter((key) => key !== 'drainIdleGrace'), ...SHARED_KEYS])
+const KNOWN = [...Object.keys(PLUGIN_SETTINGS), 'metrics', ...SHARED_KEYS]
 
 export function resolveOptions (options: ClusterPluginOptions, env: Env): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) {
-    throw new FCK_INVALID_OPTION('options', String(options), 'an object')
-  }
+  checkObject('options', options ?? null)
   rejectUnknown(options, KNOWN)
-  const healthPrefix = readName(options.healthPrefix, { option: 'healthPrefix' }, PLUGIN_DEFAULTS.healthPrefix)
-  if (healthPrefix !== false && !PATH.test(healthPrefix)) {
-    throw new FCK_INVALID_OPTION('healthPrefix', JSON.stringify(healthPrefix), 'a path like "/health" or false')
-  }
+  const setting = PLUGIN_SETTINGS
   // Forked by bootCluster: the timings must agree with the primary's, and a restart may start without Redis.
   const underPrimary = detectIdentity(env).manager === 'bootCluster'
-  const timing = resolveTiming(options, env, underPrimary)
   return {
-    workerIdHeader: readName(options.workerIdHeader, { option: 'workerIdHeader' }, PLUGIN_DEFAULTS.workerIdHeader),
-    workerPidHeader: readName(options.workerPidHeader, { option: 'workerPidHeader' }, PLUGIN_DEFAULTS.workerPidHeader),
-    healthPrefix: healthPrefix === false ? false : healthPrefix.replace(/\/$/, ''),
-    ...timing,
-    checkTimeout: readMs(options.checkTimeout, { option: 'checkTimeout' }, env, PLUGIN_DEFAULTS.checkTimeout, 1),
-    handleSignals: readBoolean(options.handleSignals, { option: 'handleSignals' }, env, PLUGIN_DEFAULTS.handleSignals),
-    metrics: resolveMetrics(options.metrics ?? PLUGIN_DEFAULTS.metrics, env),
+    workerIdHeader: read(setting.workerIdHeader, options.workerIdHeader, env),
+    workerPidHeader: read(setting.workerPidHeader, options.workerPidHeader, env),
+    healthPrefix: read(setting.healthPrefix, options.healthPrefix, env),
+    ...resolveTiming(options, env, underPrimary),
+    checkTimeout: read(setting.checkTimeout, options.checkTimeout, env),
+    handleSignals: read(setting.handleSignals, options.handleSignals, env),
+    metrics: resolveMetrics(options.metrics, env),
     shared: resolveShared(options, env, underPrimary),
-    drainIdleGrace: PLUGIN_DEFAULTS.drainIdleGrace
+    drainIdleGrace: DRAIN_IDLE_GRACE
   }
 }
 
@@ -158,38 +218,33 @@ export function resolveOptions (options: ClusterPluginOptions, env: Env): Resolv
 function resolveTiming (
   options: ClusterPluginOptions, env: Env, underPrimary: boolean
 ): Pick<ResolvedOptions, 'shutdownDelay' | 'gracefulTimeout' | 'heartbeatInterval'> {
-  const gracefulTimeout = readMs(options.gracefulTimeout, { option: 'gracefulTimeout', env: 'GRACEFUL_SHUTDOWN_TIMEOUT' }, env, PLUGIN_DEFAULTS.gracefulTimeout, 1)
+  const setting = PLUGIN_SETTINGS
+  const gracefulTimeout = read(setting.gracefulTimeout, options.gracefulTimeout, env)
   const primary = env.GRACEFUL_SHUTDOWN_TIMEOUT
   if (underPrimary && primary !== undefined && String(gracefulTimeout) !== primary) {
     throw new FCK_INVALID_OPTION('gracefulTimeout', String(gracefulTimeout),
       `bootCluster's gracefulTimeout (${primary} ms): under bootCluster set it on bootCluster, whose kill timer it is`)
   }
-  const shutdownDelay = readMs(options.shutdownDelay, { option: 'shutdownDelay' }, env, PLUGIN_DEFAULTS.shutdownDelay, 0, gracefulTimeout - 1)
+  const shutdownDelay = read(setting.shutdownDelay, options.shutdownDelay, env, ms(0, gracefulTimeout - 1))
   const heartbeatTimeout = Number(env.CLUSTER_HEARTBEAT_TIMEOUT)
-  const maxInterval = underPrimary && heartbeatTimeout > 0 ? Math.floor(heartbeatTimeout / 2) : undefined
-  const heartbeatInterval = readMs(options.heartbeatInterval, { option: 'heartbeatInterval' }, env, PLUGIN_DEFAULTS.heartbeatInterval, 10, maxInterval)
+  const heartbeatKind = underPrimary && heartbeatTimeout > 0 ? ms(10, Math.floor(heartbeatTimeout / 2)) : setting.heartbeatInterval.kind
+  const heartbeatInterval = read(setting.heartbeatInterval, options.heartbeatInterval, env, heartbeatKind)
   return { shutdownDelay, gracefulTimeout, heartbeatInterval }
 }
 
-function resolveMetrics (metrics: MetricsOptions | false, env: Env): ResolvedMetricsOptions | false {
+function resolveMetrics (metrics: MetricsOptions | false = {}, env: Env): ResolvedMetricsOptions | false {
   if (metrics === false) return false
-  if (typeof metrics !== 'object' || metrics === null) throw new FCK_INVALID_OPTION('metrics', String(metrics), 'an object or false')
-  const { registry, buckets = [...METRICS_DEFAULTS.buckets] } = metrics
+  checkObject('metrics', metrics, 'an object or false')
+  rejectUnknown(metrics, [...Object.keys(METRICS_SETTINGS), 'registry'], 'metrics.')
+  const { registry } = metrics
   if (registry !== undefined && typeof registry?.getMetricsAsJSON !== 'function') {
     throw new FCK_INVALID_OPTION('metrics.registry', String(registry), 'a prom-client Registry')
   }
-  if (!Array.isArray(buckets) || buckets.length === 0 ||
-    buckets.some((bound, i) => typeof bound !== 'number' || !(bound > 0) || (i > 0 && bound <= (buckets[i - 1] as number)))) {
-    throw new FCK_INVALID_OPTION('metrics.buckets', JSON.stringify(buckets), 'increasing positive numbers of seconds')
-  }
-  const endpoint = readName(metrics.endpoint, { option: 'metrics.endpoint' }, METRICS_DEFAULTS.endpoint)
-  if (endpoint !== false && !PATH.test(endpoint)) {
-    throw new FCK_INVALID_OPTION('metrics.endpoint', JSON.stringify(endpoint), 'a path like "/metrics" or false')
-  }
+  const setting = METRICS_SETTINGS
   return {
     registry,
-    defaultMetrics: readBoolean(metrics.defaultMetrics, { option: 'metrics.defaultMetrics' }, env, METRICS_DEFAULTS.defaultMetrics),
-    buckets,
-    endpoint
+    defaultMetrics: read(setting.defaultMetrics, metrics.defaultMetrics, env),
+    buckets: read(setting.buckets, metrics.buckets, env),
+    endpoint: read(setting.endpoint, metrics.endpoint, env)
   }
 }
