@@ -189,3 +189,36 @@ export async function startPm2 (script, args, instances, env = {}) {
     }
   }
 }
+
+async function answersPing (port) {
+  return await new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.once('connect', () => socket.write('PING\r\n'))
+    socket.once('data', (data) => { socket.destroy(); resolve(String(data).startsWith('+PONG')) })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/**
+ * A private redis-server on a free port (nothing on disk) on `cpus`; `cpuMs()` is its CPU time
+ * so far (`INFO cpu`), so a benchmark can show what a saving in the app costs Redis.
+ */
+export async function startRedis (cpus = '0-1') {
+  const port = await freePort()
+  const child = spawn('taskset', ['-c', cpus, 'redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  while (!(await answersPing(port))) await sleep(50)
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async cpuMs () {
+      const info = await new Promise((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => socket.write('INFO cpu\r\n'))
+        let text = ''
+        socket.on('data', (data) => { text += data; if (/used_cpu_user:[\d.]+\r\n/.test(text)) { socket.destroy(); resolve(text) } })
+        socket.once('error', reject)
+      })
+      const seconds = (name) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1])
+      return (seconds('used_cpu_sys') + seconds('used_cpu_user')) * 1000
+    },
+    async stop () { child.kill('SIGTERM'); await once(child, 'exit') }
+  }
+}

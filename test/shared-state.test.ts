@@ -1,5 +1,9 @@
 import fastifyRedis from '@fastify/redis'
+import { Redis } from 'ioredis'
 import t from 'tap'
+import type { WindowMode } from '../dist/common/protocol.js'
+import { SharedState } from '../dist/shared-state/primary-store.js'
+import { redisCounter, tallied, type Tally } from '../dist/shared-state/rate-limit-store.js'
 import { listenApp } from './helpers/app.js'
 import { startCluster } from './helpers/cluster.js'
 import { onWorker, send, sessionCookie, type Response } from './helpers/http.js'
@@ -20,6 +24,30 @@ async function burst (port: number, count: number, path = '/'): Promise<Response
   return responses
 }
 
+t.test('the Redis script counts a batch as the primary store does: same counts, same windows', async (t) => {
+  const redis = new Redis((await startRedis(t)).url)
+  t.teardown(() => redis.disconnect())
+  const inRedis = redisCounter(redis).incr
+  const store = new SharedState({ maxSessions: 10, maxSessionBytes: 1000, maxCounters: 100 })
+  t.teardown(() => store.stop())
+  const inPrimary = tallied(async (batch) => batch.map((hits) => store.handle({ op: 'incr', ...hits }, 0) as Tally))
+  // Windows of minutes, so the milliseconds between two batches in Redis show only in the ttls' tails.
+  const keys: Array<[string, number, WindowMode]> = [['fixed', 3, 'fixed'], ['continue', 2, 'continue'], ['backoff', 2, 'backoff']]
+  const hits = Array.from({ length: 30 }, (_, i) => keys[(i * 7) % 3] as [string, number, WindowMode])
+  const batch = async (incr: typeof inRedis, part: typeof hits): Promise<Array<{ current: number, ttl: number }>> =>
+    await Promise.all(part.map(async ([key, max, mode]) => await incr(key, 60_000, max, mode)))
+  const started = Date.now()
+  const redisCounts = [...await batch(inRedis, hits.slice(0, 10)), ...await batch(inRedis, hits.slice(10))]
+  const elapsed = Date.now() - started
+  const primaryCounts = [...await batch(inPrimary, hits.slice(0, 10)), ...await batch(inPrimary, hits.slice(10))]
+  t.same(redisCounts.map((count) => count.current), primaryCounts.map((count) => count.current), 'the same counts')
+  for (const [i, count] of redisCounts.entries()) {
+    const expected = (primaryCounts[i] as { ttl: number }).ttl
+    t.ok(count.ttl <= expected && count.ttl >= expected - elapsed - 5, `hit ${i} (${hits[i]?.[0]}): ttl ${count.ttl} ≈ ${expected}`)
+  }
+  t.ok(primaryCounts.some((count) => count.ttl > 60_000), 'backoff grew a window')
+})
+
 for (const backend of ['redis', 'primary'] as const) {
   t.test(`${backend} backend: 2 workers, limit 50, 200 requests: exactly 50 pass, 150 get 429`, async (t) => {
     const env = backend === 'redis' ? { REDIS_URL: (await startRedis(t)).url } : {}
@@ -35,6 +63,20 @@ for (const backend of ['redis', 'primary'] as const) {
     t.ok(Number(limited?.headers['retry-after']) > 0, 'retry-after')
     const health = JSON.parse((await send(cluster.port, { path: '/health' })).body)
     t.equal(health.sharedState, backend, '/health names the backend')
+  })
+
+  t.test(`${backend} backend: 200 clients at once on one key across 2 workers: exactly the limit passes, each count answered once`, async (t) => {
+    const env = backend === 'redis' ? { REDIS_URL: (await startRedis(t)).url } : {}
+    const cluster = await startCluster(t, pluginEnv({ rateLimit: { max: 50, timeWindow: '1 minute' } }, env))
+    // Every client at once, each on its own connection: the workers' store calls are in flight
+    // together and go out in batches, whose answers must reach the right request.
+    const responses = await Promise.all(Array.from({ length: 200 }, async () => await send(cluster.port, { path: '/' })))
+    const passed = responses.filter((response) => response.status === 200)
+    t.equal(passed.length, 50, '50 allowed')
+    t.equal(responses.filter((response) => response.status === 429).length, 150, '150 limited')
+    t.same(passed.map((response) => Number(response.headers['x-ratelimit-remaining'])).sort((a, b) => a - b),
+      Array.from({ length: 50 }, (_, i) => i), 'remaining 49 down to 0, each once: every request got its own count')
+    t.same(new Set(responses.map((response) => response.headers['x-worker-id'])), new Set(['0', '1']), 'both workers answered')
   })
 
   t.test(`${backend} backend: a session set on worker 0 is read on worker 1; destroy and expiry work`, async (t) => {

@@ -1,29 +1,9 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import net from 'node:net'
-import { freePort, sleep, startServer } from '../lib.mjs'
+import { freePort, startRedis, startServer } from '../lib.mjs'
 
 // What a cluster-wide rate limit costs per request: the same route on 2 workers without a rate
 // limit and with one (never tripped) whose counters live in Redis, in the bootCluster primary
 // (IPC), or in each worker's memory (per-worker limits, the fast but not cluster-wide choice).
 const WORKERS = '2'
-
-async function answersPing (port) {
-  return await new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1')
-    socket.once('connect', () => socket.write('PING\r\n'))
-    socket.once('data', (data) => { socket.destroy(); resolve(String(data).startsWith('+PONG')) })
-    socket.once('error', () => resolve(false))
-  })
-}
-
-/** A private redis-server on a free port (nothing on disk), on the cores the cluster uses. */
-async function startRedis () {
-  const port = await freePort()
-  const child = spawn('taskset', ['-c', '0-1', 'redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-  while (!(await answersPing(port))) await sleep(50)
-  return { url: `redis://127.0.0.1:${port}`, async stop () { child.kill('SIGTERM'); await once(child, 'exit') } }
-}
 
 async function cluster (backend, env = {}) {
   return await startServer('rate-limit.mjs', [], { env: { PORT: String(await freePort()), CLUSTER_WORKERS: WORKERS, LOG_LEVEL: 'warn', BACKEND: backend, ...env }, cpus: '0-1' })
@@ -33,6 +13,8 @@ export default {
   name: 'rate-limit',
   description: 'GET / on 2 workers (bootCluster): no rate limit vs @fastify/rate-limit (never tripped) with counters in Redis, in the primary, or per worker in memory; 100 keep-alive connections',
   baseline: 'no rate limit',
+  // The goal of a cluster-wide limit: cost what the per-worker (memory) limit costs.
+  compare: [['redis', 'memory'], ['primary', 'memory']],
   load: { path: '/', connections: 100 },
   variants: {
     'no rate limit': async () => await cluster('none'),

@@ -1,9 +1,14 @@
-// bootCluster with the hello route, rate-limited through BACKEND (redis, primary or memory; none:
-// no rate limit), with a limit high enough never to trip. REDIS_URL for the redis backend.
+// bootCluster with the hello route, rate-limited through the backend named by the first argument
+// or BACKEND (redis, primary or memory; none: no rate limit), with a limit high enough never to
+// trip. REDIS_URL for the redis backend; CLUSTER_WORKERS for the worker count; PORT, else a free one.
+import cluster from 'node:cluster'
 import { bootCluster } from '../../dist/index.js'
+import { freePort } from '../lib.mjs'
 
 process.env.CLUSTER_MONITORING_PORT ??= 'false'
-const backend = process.env.BACKEND ?? 'none'
+// Chosen by the primary: the workers inherit its environment and so listen on the same port.
+if (cluster.isPrimary) process.env.PORT ??= String(await freePort())
+const backend = process.argv[2] ?? process.env.BACKEND ?? 'none'
 
 const result = await bootCluster(async () => {
   const [{ default: Fastify }, { clusterPlugin }] = await Promise.all([import('fastify'), import('../../dist/index.js')])

@@ -14,9 +14,17 @@ export interface MetricJSON {
   values: Array<{ value: number, labels: Record<string, string | number | undefined>, metricName?: string }>
 }
 
+/**
+ * How a rate-limit window grows once a client is over the limit, from @fastify/rate-limit's two
+ * settings: `continue` (continueExceeding) restarts it on every hit over, `backoff`
+ * (exponentialBackoff) doubles it per hit over, `fixed` leaves it.
+ */
+export type WindowMode = 'fixed' | 'continue' | 'backoff'
+
 /** What a worker asks of the primary's shared state (the `primary` backend of rate limits and sessions). */
 export type StateRequest =
-  | { op: 'incr', key: string, timeWindow: number, max: number, continueExceeding: boolean, exponentialBackoff: boolean }
+  /** `hits` hits on one key, answered with a Tally (see rate-limit-store.ts). */
+  | { op: 'incr', key: string, hits: number, timeWindow: number, max: number, mode: WindowMode }
   | { op: 'read', key: string }
   | { op: 'session:get', key: string }
   /** `data`: the session as JSON; `empty`: it holds nothing but its cookie (evicted first). */
@@ -31,15 +39,15 @@ export type WorkerMessage =
   | { type: 'fck:failed', workerId: string, pid: number, error: { code?: string, message: string } }
   /** The answer to `fck:metrics-request` with the same id. */
   | { type: 'fck:metrics', workerId: string, pid: number, id: number, metrics: MetricJSON[] }
-  /** Answered by `fck:state-result` with the same id. */
-  | { type: 'fck:state', id: number, request: StateRequest }
+  /** Answered by `fck:state-result` with the same id: the requests a worker made in one turn of its event loop. */
+  | { type: 'fck:state', id: number, requests: StateRequest[] }
 
 export type PrimaryMessage =
   | { type: 'fck:shutdown', reason: string }
   /** Asks for the worker's metrics for one scrape; the worker answers `fck:metrics` with this id. */
   | { type: 'fck:metrics-request', id: number }
-  /** `value` is the answer to the request (`{ current, ttl }` for incr, the session's JSON or null for get). */
-  | { type: 'fck:state-result', id: number, value: unknown }
+  /** The answers, in the requests' order (`{ current, ttl }` for incr, the session's JSON or null for get). */
+  | { type: 'fck:state-result', id: number, values: unknown[] }
 
 /** PM2 sends this plain string when `shutdown_with_message` is set (and on Windows). */
 export const PM2_SHUTDOWN_MESSAGE = 'shutdown'

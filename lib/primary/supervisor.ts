@@ -266,7 +266,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
         this.#scrapes.settle(message.id, message.metrics)
         break
       case 'fck:state':
-        sendToWorker(entry.worker, { type: 'fck:state-result', id: message.id, value: this.#state.handle(message.request) })
+        sendToWorker(entry.worker, { type: 'fck:state-result', id: message.id, values: message.requests.map((request) => this.#state.handle(request)) })
         break
     }
   }

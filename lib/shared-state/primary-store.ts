@@ -1,4 +1,6 @@
 import type { StateRequest } from '../common/protocol.js'
+import type { Tally } from './rate-limit-store.js'
+import { windowAfter } from './window.js'
 
 const SWEEP_INTERVAL = 10_000
 
@@ -64,8 +66,8 @@ export class SharedState {
     }
   }
 
-  /** The same arithmetic as @fastify/rate-limit's stores (see lib/stores/rate-limit.ts). */
-  #incr ({ key, timeWindow, max, continueExceeding, exponentialBackoff }: Extract<StateRequest, { op: 'incr' }>, now: number): { current: number, ttl: number } {
+  /** Counts a batch's hits on one key; the window as @fastify/rate-limit's stores keep it (see window.ts). */
+  #incr ({ key, hits, timeWindow, max, mode }: Extract<StateRequest, { op: 'incr' }>, now: number): Tally {
     let entry = this.#counters.get(key)
     if (entry === undefined || entry.resetAt <= now) {
       this.#counters.delete(key)
@@ -73,12 +75,11 @@ export class SharedState {
       this.#counters.set(key, entry)
       while (this.#counters.size > this.limits.maxCounters) this.#evictOldest(this.#counters, 'counter')
     }
-    entry.current++
-    // continueExceeding: a client over the limit keeps its window open until it stops;
-    // exponentialBackoff: its window doubles with every hit over the limit.
-    if (continueExceeding && entry.current > max) entry.resetAt = now + timeWindow
-    else if (exponentialBackoff && entry.current > max) entry.resetAt = now + Math.min(timeWindow * 2 ** (entry.current - max - 1), Number.MAX_SAFE_INTEGER)
-    return { current: entry.current, ttl: entry.resetAt - now }
+    const ttlBefore = entry.resetAt - now
+    entry.current += hits
+    const window = windowAfter(entry.current, max, timeWindow, mode)
+    if (window !== undefined) entry.resetAt = now + window
+    return [entry.current, ttlBefore]
   }
 
   #addSession (key: string, entry: StoredSession, empty: boolean): void {

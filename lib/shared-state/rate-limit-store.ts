@@ -1,11 +1,16 @@
 import type { Redis } from 'ioredis'
+import { batched } from '../common/batch.js'
 import { storeUnavailable } from '../common/errors.js'
-import type { StateRequest } from '../common/protocol.js'
+import type { StateRequest, WindowMode } from '../common/protocol.js'
+import { windowAfter } from './window.js'
 
 export interface Count { current: number, ttl: number }
 
-/** How a window grows once a client is over the limit: @fastify/rate-limit's two settings. */
-export interface WindowMode { continueExceeding: boolean, exponentialBackoff: boolean }
+/** `hits` hits on one key, counted together: what one batch asks of the store per key. */
+export type Hits = Omit<Extract<StateRequest, { op: 'incr' }>, 'op'>
+
+/** The store's answer to Hits: the count after them, and the window's ttl (ms) before them. */
+export type Tally = [current: number, ttlBefore: number]
 
 /** A counter every worker shares (Redis, or the primary): @fastify/rate-limit's arithmetic. */
 export interface SharedCounter {
@@ -14,22 +19,70 @@ export interface SharedCounter {
   read: (key: string) => Promise<Count>
 }
 
-// The arithmetic of @fastify/rate-limit's own Redis store (a fixed window from the first hit;
-// continueExceeding restarts it on every hit over the limit; exponentialBackoff doubles it per
-// hit over), carried here so the kit relies on no file the package does not export.
+type Increment = Omit<Hits, 'hits'>
+
+/**
+ * A counter whose `incr` calls made in one turn of the event loop reach the store as one call
+ * (see batch.ts), with the hits on one key summed: a client sending many requests at once costs
+ * the store one increment per batch. Each hit still gets the count and ttl it would have got
+ * alone, in the order the hits came, so limits stay exact.
+ */
+export function tallied (count: (batch: Hits[]) => Promise<Tally[]>): SharedCounter['incr'] {
+  const incr = batched(async (batch: Increment[]): Promise<Count[]> => {
+    const groups = new Map<string, Hits>()
+    const groupOf = batch.map(({ key, timeWindow, max, mode }) => {
+      let group = groups.get(key)
+      // The same key with other settings (a limit computed per request) is a group of its own.
+      if (group !== undefined && (group.timeWindow !== timeWindow || group.max !== max || group.mode !== mode)) {
+        const id = `${key}\n${timeWindow}\n${max}\n${mode}`
+        group = groups.get(id)
+        if (group === undefined) groups.set(id, group = { key, hits: 0, timeWindow, max, mode })
+      } else if (group === undefined) {
+        groups.set(key, group = { key, hits: 0, timeWindow, max, mode })
+      }
+      group.hits++
+      return group
+    })
+    const list = [...groups.values()]
+    const tallies = await count(list)
+    // Replays each group's hits from the store's state before them, in the order they came.
+    const replay = new Map(list.map((group, i) => {
+      const [current, ttlBefore] = tallies[i] as Tally
+      return [group, { current: current - group.hits, ttl: ttlBefore }]
+    }))
+    return groupOf.map((group) => {
+      const state = replay.get(group) as Count
+      state.current++
+      state.ttl = windowAfter(state.current, group.max, group.timeWindow, group.mode) ?? state.ttl
+      return { ...state }
+    })
+  })
+  return (key, timeWindow, max, mode) => incr({ key, timeWindow, max, mode })
+}
+
+// One call counts a whole batch (see tallied): key i's hits and settings are ARGV[4i-3..4i], its
+// Tally out[2i-1..2i]. The window is the last hit's (windowAfter), else the one a new key gets.
 const INCR = `
-local current = redis.call('INCR', KEYS[1])
-local timeWindow = tonumber(ARGV[1])
-local max = tonumber(ARGV[2])
-if current == 1 or (ARGV[3] == 'true' and current > max) then
-  redis.call('PEXPIRE', KEYS[1], timeWindow)
-elseif ARGV[4] == 'true' and current > max then
-  timeWindow = math.min(timeWindow * (2 ^ (current - max - 1)), (2 ^ 53) - 1)
-  redis.call('PEXPIRE', KEYS[1], timeWindow)
-else
-  timeWindow = redis.call('PTTL', KEYS[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local at = (i - 1) * 4
+  local hits = tonumber(ARGV[at + 1])
+  local timeWindow = tonumber(ARGV[at + 2])
+  local max = tonumber(ARGV[at + 3])
+  local mode = ARGV[at + 4]
+  local before = redis.call('PTTL', key)
+  local current = redis.call('INCRBY', key, hits)
+  if current > max and mode == 'continue' then
+    redis.call('PEXPIRE', key, timeWindow)
+  elseif current > max and mode == 'backoff' then
+    redis.call('PEXPIRE', key, math.min(timeWindow * (2 ^ (current - max - 1)), (2 ^ 53) - 1))
+  elseif current == hits then
+    redis.call('PEXPIRE', key, timeWindow)
+  end
+  out[#out + 1] = current
+  out[#out + 1] = before
 end
-return {current, timeWindow}
+return out
 `
 
 const READ = `
@@ -41,28 +94,36 @@ return {tonumber(current), ttl}
 `
 
 type Scripted = Redis & {
-  fckRateLimit: (key: string, timeWindow: number, max: number, continueExceeding: boolean, exponentialBackoff: boolean) => Promise<[number, number]>
+  fckRateLimit: (keys: number, ...args: Array<string | number>) => Promise<number[]>
   fckRateLimitRead: (key: string) => Promise<[number, number]>
 }
 
 export function redisCounter (redis: Redis): SharedCounter {
   const scripted = redis as Scripted
   if (typeof scripted.fckRateLimit !== 'function') {
-    redis.defineCommand('fckRateLimit', { numberOfKeys: 1, lua: INCR })
+    redis.defineCommand('fckRateLimit', { lua: INCR })
     redis.defineCommand('fckRateLimitRead', { numberOfKeys: 1, lua: READ })
   }
-  const count = ([current, ttl]: [number, number]): Count => ({ current, ttl })
   return {
-    incr: async (key, timeWindow, max, { continueExceeding, exponentialBackoff }) =>
-      count(await scripted.fckRateLimit(key, timeWindow, max, continueExceeding, exponentialBackoff)),
-    read: async (key) => count(await scripted.fckRateLimitRead(key))
+    incr: tallied(async (batch) => {
+      const args: Array<string | number> = batch.map((hits) => hits.key)
+      for (const { hits, timeWindow, max, mode } of batch) args.push(hits, timeWindow, max, mode)
+      const flat = await scripted.fckRateLimit(batch.length, ...args)
+      return batch.map((_, i) => [flat[2 * i] as number, flat[2 * i + 1] as number])
+    }),
+    read: async (key) => {
+      const [current, ttl] = await scripted.fckRateLimitRead(key)
+      return { current, ttl }
+    }
   }
 }
 
-export function primaryCounter (ask: (request: StateRequest) => Promise<unknown>): SharedCounter {
+/** `send` carries requests to the primary's store (see primary-store.ts) and brings its answers, in order. */
+export function primaryCounter (send: (requests: StateRequest[]) => Promise<unknown[]>): SharedCounter {
+  const read = batched(send)
   return {
-    incr: async (key, timeWindow, max, mode) => await ask({ op: 'incr', key, timeWindow, max, ...mode }) as Count,
-    read: async (key) => await ask({ op: 'read', key }) as Count
+    incr: tallied(async (batch) => await send(batch.map((hits) => ({ op: 'incr', ...hits }))) as Tally[]),
+    read: async (key) => await read({ op: 'read', key }) as Count
   }
 }
 
@@ -88,7 +149,8 @@ export function counterStore (name: string, counter: SharedCounter, onError: (er
     readonly #mode: WindowMode
 
     constructor (params: RateLimitParams, private readonly prefix = 'fck:rl:') {
-      this.#mode = { continueExceeding: params.continueExceeding === true, exponentialBackoff: params.exponentialBackoff === true }
+      // @fastify/rate-limit's own stores check continueExceeding first.
+      this.#mode = params.continueExceeding === true ? 'continue' : params.exponentialBackoff === true ? 'backoff' : 'fixed'
     }
 
     incr (key: string, callback: Callback, timeWindow: number, max: number): void {

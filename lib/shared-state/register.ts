@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import type { FastifyInstance, FastifyPluginCallback, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
+import { batched } from '../common/batch.js'
 import { FCK_INVALID_OPTION, FCK_MISSING_PEER, FCK_REDIS_UNAVAILABLE } from '../common/errors.js'
 import type { Checks } from '../worker/health.js'
 import type { Identity } from '../common/identity.js'
@@ -52,14 +53,14 @@ export async function registerSharedState (
     fastify.log.warn('clusterPlugin: no Redis configured under PM2: rate limits and sessions are per worker (set REDIS_URL to share them)')
   }
   let redis: Redis | undefined
-  let primary: ((request: StateRequest) => Promise<unknown>) | undefined
+  let primary: ((requests: StateRequest[]) => Promise<unknown[]>) | undefined
   if (backend === 'redis') {
     redis = await connectRedis(fastify, options)
     const client = redis
     // Answers at once while Redis is away (no offline queue), and turns ready again when it is back.
     deps.checks.add('redis', async () => (await client.ping()) === 'PONG', { timeout: options.storeTimeout })
   } else if (backend === 'primary') {
-    primary = async (request) => await deps.channel.request(request, options.storeTimeout)
+    primary = async (requests) => await deps.channel.request(requests, options.storeTimeout)
   }
 
   if (rateLimit !== undefined) {
@@ -75,7 +76,7 @@ export async function registerSharedState (
     const onError = (error: Error): void => deps.onStoreError('session', error)
     const store = redis !== undefined
       ? new RedisSessionStore(redis, { onError })
-      : primary !== undefined ? new PrimarySessionStore(primary, { onError }) : undefined
+      : primary !== undefined ? new PrimarySessionStore(batched(primary), { onError }) : undefined
     if (!fastify.hasDecorator('parseCookie')) await registerOfficial(fastify, 'session', '@fastify/cookie', {})
     // A session is stored (and its cookie set) only once a request puts something in it, unless
     // the app says otherwise: anonymous traffic then costs the store nothing and cannot evict anyone.

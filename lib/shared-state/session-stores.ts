@@ -90,7 +90,7 @@ export class RedisSessionStore extends KeyValueSessionStore {
   }
 }
 
-/** Sessions held by the bootCluster primary, reached over IPC; see lib/primary/state.ts. */
+/** Sessions held by the bootCluster primary, reached over IPC; see primary-store.ts. */
 export class PrimarySessionStore extends KeyValueSessionStore {
   constructor (private readonly ask: (request: StateRequest) => Promise<unknown>, options: SessionStoreOptions = {}) {
     super('primary session', options.prefix ?? 'fck:sess:', options.ttl ?? DEFAULT_TTL, options.onError)

@@ -11,7 +11,7 @@ type Handler<T extends PrimaryMessage['type']> = (message: Extract<PrimaryMessag
  */
 export class WorkerChannel {
   readonly #handlers = new Map<string, (message: any) => void>()
-  readonly #requests = new Correlator<unknown>()
+  readonly #requests = new Correlator<unknown[]>()
   #listening = false
 
   /** One handler per message type; PM2's plain `shutdown` string counts as `fck:shutdown`. */
@@ -24,11 +24,11 @@ export class WorkerChannel {
   }
 
   /** Asks the primary's shared store; fails with FCK_STORE_UNAVAILABLE after `timeout` ms. */
-  async request (request: StateRequest, timeout: number): Promise<unknown> {
+  async request (requests: StateRequest[], timeout: number): Promise<unknown[]> {
     if (process.send === undefined || !process.connected) throw new FCK_STORE_UNAVAILABLE('primary', 'no IPC channel to the primary')
     // Listening only from the first request: a listener keeps the IPC channel, and so the process, alive.
-    if (!this.#handlers.has('fck:state-result')) this.on('fck:state-result', (message) => this.#requests.settle(message.id, message.value))
-    return await this.#requests.request((id) => { sendToPrimary({ type: 'fck:state', id, request }).catch(() => {}) }, timeout,
+    if (!this.#handlers.has('fck:state-result')) this.on('fck:state-result', (message) => this.#requests.settle(message.id, message.values))
+    return await this.#requests.request((id) => { sendToPrimary({ type: 'fck:state', id, requests }).catch(() => {}) }, timeout,
       () => new FCK_STORE_UNAVAILABLE('primary', `no answer within ${timeout} ms`))
   }
 

@@ -1,33 +1,39 @@
 import t from 'tap'
+import type { WindowMode } from '../../lib/common/protocol.js'
 import { SharedState } from '../../lib/shared-state/primary-store.js'
+import { tallied, type Tally } from '../../lib/shared-state/rate-limit-store.js'
 
 const limits = { maxSessions: 4, maxSessionBytes: 1000, maxCounters: 3 }
-const incr = (key: string, now: number, extra: { max?: number, continueExceeding?: boolean, exponentialBackoff?: boolean } = {}): unknown =>
-  ({ op: 'incr', key, timeWindow: 1000, max: extra.max ?? 10, continueExceeding: extra.continueExceeding ?? false, exponentialBackoff: extra.exponentialBackoff ?? false, now })
+
+/** One hit on `key` at `now`, as the primary backend counts it (window 1000 ms, max 10 unless told). */
+async function hit (store: SharedState, key: string, now: number, { max = 10, mode = 'fixed' }: { max?: number, mode?: WindowMode } = {}): Promise<unknown> {
+  const incr = tallied(async (batch) => batch.map((hits) => store.handle({ op: 'incr', ...hits }, now) as Tally))
+  return await incr(key, 1000, max, mode)
+}
 
 t.test('counters: a fixed window from the first hit, then a fresh one; read does not count', async (t) => {
   const store = new SharedState(limits)
   t.teardown(() => store.stop())
-  const hit = (now: number, extra = {}): unknown => { const { now: at, ...request } = incr('a', now, extra) as any; return store.handle(request, at) }
-  t.same(hit(0), { current: 1, ttl: 1000 })
-  t.same(hit(400), { current: 2, ttl: 600 })
+  t.same(await hit(store, 'a', 0), { current: 1, ttl: 1000 })
+  t.same(await hit(store, 'a', 400), { current: 2, ttl: 600 })
   t.same(store.handle({ op: 'read', key: 'a' }, 500), { current: 2, ttl: 500 })
-  t.same(hit(1000), { current: 1, ttl: 1000 }, 'the window ended: a new one')
+  t.same(await hit(store, 'a', 1000), { current: 1, ttl: 1000 }, 'the window ended: a new one')
   t.same(store.handle({ op: 'read', key: 'missing' }, 0), { current: 0, ttl: 0 })
 })
 
 t.test('counters: continueExceeding restarts the window, exponentialBackoff doubles it per hit over', async (t) => {
   const store = new SharedState(limits)
   t.teardown(() => store.stop())
-  const hit = (key: string, now: number, extra: object): unknown => { const { now: at, ...request } = incr(key, now, { max: 1, ...extra }) as any; return store.handle(request, at) }
-  t.same([hit('c', 0, { continueExceeding: true }), hit('c', 500, { continueExceeding: true })], [{ current: 1, ttl: 1000 }, { current: 2, ttl: 1000 }])
-  t.same([0, 1, 2, 3].map((i) => (hit('e', i, { exponentialBackoff: true }) as { ttl: number }).ttl), [1000, 1000, 2000, 4000])
+  t.same([await hit(store, 'c', 0, { max: 1, mode: 'continue' }), await hit(store, 'c', 500, { max: 1, mode: 'continue' })], [{ current: 1, ttl: 1000 }, { current: 2, ttl: 1000 }])
+  const ttls = []
+  for (const now of [0, 1, 2, 3]) ttls.push((await hit(store, 'e', now, { max: 1, mode: 'backoff' }) as { ttl: number }).ttl)
+  t.same(ttls, [1000, 1000, 2000, 4000])
 })
 
 t.test('counters are capped at maxCounters, oldest out first', async (t) => {
   const store = new SharedState(limits)
   t.teardown(() => store.stop())
-  for (const key of ['a', 'b', 'c', 'd']) { const { now, ...request } = incr(key, 0) as any; store.handle(request, now) }
+  for (const key of ['a', 'b', 'c', 'd']) await hit(store, key, 0)
   t.match(store.size(), { counters: 3, evictions: { counter: 1 } })
   t.same(store.handle({ op: 'read', key: 'a' }, 0), { current: 0, ttl: 0 }, 'the oldest went')
 })
