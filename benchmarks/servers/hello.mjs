@@ -2,13 +2,15 @@
 //   node hello.mjs bare              plain Fastify
 //   node hello.mjs headers           plain Fastify whose route sets two constant headers itself (what
 //                                    X-Worker-ID and X-Worker-PID cost wherever they come from)
-//   node hello.mjs plugin [OPTIONS]  Fastify + clusterPlugin, with its defaults or the JSON OPTIONS,
-//                                    e.g. '{"metrics":false}'
+//   node hello.mjs plugin [OPTIONS] [DIST]
+//                                    Fastify + clusterPlugin, with its defaults or the JSON OPTIONS,
+//                                    e.g. '{"metrics":false}'; from another build's dist/ folder if
+//                                    DIST names one (paired runs of two builds: before vs after)
 // Under PM2 it sends 'ready' (for wait_ready) in the modes without the plugin.
 import Fastify from 'fastify'
-import clusterPlugin from '../../dist/index.js'
 
-const [mode = 'bare', options = '{}'] = process.argv.slice(2)
+const [mode = 'bare', options = '{}', dist = new URL('../../dist', import.meta.url).pathname] = process.argv.slice(2)
+const { default: clusterPlugin } = await import(`${dist}/index.js`)
 const app = Fastify({ logger: false })
 if (mode === 'plugin') await app.register(clusterPlugin, JSON.parse(options))
 else if (mode !== 'bare' && mode !== 'headers') throw new Error(`unknown mode ${mode}: expected bare, headers or plugin`)

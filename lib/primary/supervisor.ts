@@ -6,12 +6,14 @@ import { FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_START_FAILED } from '../
 import { workerEnv } from '../common/identity.js'
 import { sendToWorker, type MetricJSON, type WorkerMessage } from '../common/protocol.js'
 import { HandoffRescue } from './handoff.js'
+import { HealthWatch } from './health-watch.js'
 import type { PrimaryLogger } from './log.js'
 import type { ResolvedBootOptions } from './options.js'
 import { OrphanGuard } from './orphan-guard.js'
 import { buildHealth, buildStats, fewerThanHalfAlive, formatReport } from './report.js'
 import { RecyclePolicy } from './recycle-policy.js'
 import { RestartPolicy } from './restart-policy.js'
+import { handleSignals } from './signals.js'
 import { SharedState } from '../shared-state/primary-store.js'
 import { Slot, type SlotEvent, type SlotState, type TransitionDetail, type WorkerEntry } from './slot.js'
 import { forkWorker } from './worker-process.js'
@@ -20,11 +22,6 @@ import type { ClusterEvents, ClusterHandle, ClusterHealth, ClusterStats, ReloadR
 const WATCH_INTERVAL = 250
 /** Past the workers' own gracefulTimeout, the primary waits this much longer before SIGKILL. */
 const KILL_MARGIN = 2000
-/**
- * A drain is judged for health a moment later, not at once: a terminal's Ctrl-C reaches the
- * workers too, and their "draining" news can arrive before the primary's own signal handler has run.
- */
-const HEALTH_SETTLE = 200
 
 /**
  * The primary: forks one worker per slot, and restarts, reloads, recycles and stops them.
@@ -42,8 +39,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   #starting = true
   #stopping: Promise<boolean> | undefined
   #reloading: Promise<ReloadResult> | undefined
-  #healthy = true
-  #healthTimer: NodeJS.Timeout | undefined
+  readonly #health: HealthWatch
+  #uninstallSignals: (() => void) | undefined
   #timers: NodeJS.Timeout[] = []
   #monitoring: FastifyInstance | undefined
   readonly #state: SharedState
@@ -52,7 +49,11 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     super()
     this.#slots = Array.from({ length: options.workers }, (_, id) => new Slot(id, this.#onTransition))
     this.#restarts = new RestartPolicy(options, (slot, delay) => { this.#startSlot(slot, { delay }).catch(() => {}) })
-    this.#recycling = new RecyclePolicy(options.maxMemory, log, () => this.#checkHealth())
+    this.#recycling = new RecyclePolicy(options.maxMemory, log, () => this.#health.check())
+    this.#health = new HealthWatch(() => this.#starting || this.#stopping !== undefined ? undefined : this.health(), (health) => {
+      if (!health.healthy) this.log.warn(health, 'cluster unhealthy')
+      this.emit(health.healthy ? 'healthy' : 'unhealthy', health)
+    })
     this.#state = new SharedState(options.primaryStore)
   }
 
@@ -61,7 +62,12 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
    * otherwise stops everything and rejects.
    */
   async start (): Promise<void> {
-    this.#installSignals()
+    this.#uninstallSignals = handleSignals({
+      stop: async () => await this.#stop(),
+      stopping: () => this.#stopping !== undefined,
+      kill: () => { for (const entry of this.#entries) entry.worker.process.kill('SIGKILL') },
+      reload: async () => await this.reload()
+    }, this.log)
     this.#guard = new OrphanGuard(this.log)
     this.log.info({ workers: this.options.workers, port: this.options.port }, 'cluster starting')
     const started = Date.now()
@@ -324,25 +330,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
         (this.options.givenUpRetryDelay > 0 ? `, tried again every ${this.options.givenUpRetryDelay} ms` : ''))
       this.emit('restart-limit', { id, earlyCrashes: slot.earlyCrashes })
     }
-    if (event === 'drain') this.#scheduleHealthCheck()
-    else this.#checkHealth()
-  }
-
-  #scheduleHealthCheck (): void {
-    if (this.#healthTimer !== undefined) return
-    this.#healthTimer = setTimeout(() => {
-      this.#healthTimer = undefined
-      this.#checkHealth()
-    }, HEALTH_SETTLE).unref()
-  }
-
-  #checkHealth (): void {
-    if (this.#starting || this.#stopping !== undefined) return
-    const health = this.health()
-    if (health.healthy === this.#healthy) return
-    this.#healthy = health.healthy
-    if (!health.healthy) this.log.warn(health, 'cluster unhealthy')
-    this.emit(health.healthy ? 'healthy' : 'unhealthy', health)
+    if (event === 'drain') this.#health.checkSoon()
+    else this.#health.check()
   }
 
   #report (): void {
@@ -355,7 +344,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   async #stop (): Promise<boolean> {
     this.#stopping ??= (async () => {
       for (const timer of this.#timers) clearInterval(timer)
-      clearTimeout(this.#healthTimer)
+      this.#health.stop()
       this.#restarts.stop(this.#slots)
       const entries = [...this.#entries]
       let clean = true
@@ -376,36 +365,10 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       await this.#monitoring?.close()
       this.#state.stop()
       this.#guard?.stop()
-      this.#uninstallSignals()
+      this.#uninstallSignals?.()
       this.log.info({ clean }, 'cluster stopped')
       return clean
     })()
     return await this.#stopping
-  }
-
-  #onStopSignal = (signal: NodeJS.Signals): void => {
-    if (this.#stopping !== undefined) {
-      this.log.error(`second ${signal} during shutdown: killing workers`)
-      for (const entry of this.#entries) entry.worker.process.kill('SIGKILL')
-      process.exit(1)
-    }
-    this.log.info({ signal }, 'cluster shutdown: draining workers')
-    this.#stop().then((clean) => process.exit(clean ? 0 : 1), () => process.exit(1))
-  }
-
-  #onReloadSignal = (): void => {
-    this.reload().catch((error: Error) => this.log.warn(`SIGHUP ignored: ${error.message}`))
-  }
-
-  #installSignals (): void {
-    process.on('SIGTERM', this.#onStopSignal)
-    process.on('SIGINT', this.#onStopSignal)
-    process.on('SIGHUP', this.#onReloadSignal)
-  }
-
-  #uninstallSignals (): void {
-    process.removeListener('SIGTERM', this.#onStopSignal)
-    process.removeListener('SIGINT', this.#onStopSignal)
-    process.removeListener('SIGHUP', this.#onReloadSignal)
   }
 }
