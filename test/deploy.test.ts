@@ -5,9 +5,12 @@ import t from 'tap'
 import { parseAllDocuments } from 'yaml'
 import { BOOT_SETTINGS, MONITORING_SETTINGS } from '../dist/primary/settings.js'
 import { PLUGIN_SETTINGS } from '../dist/worker/options.js'
+import Fastify from 'fastify'
+import { checkTimings, HAPROXY_CONFIG, SHUTDOWN_DELAY } from './helpers/haproxy.js'
 
 const BOOT = { port: BOOT_SETTINGS.port.default, gracefulTimeout: BOOT_SETTINGS.gracefulTimeout.default, monitoring: { port: MONITORING_SETTINGS.port.default } }
 const PLUGIN = { healthPrefix: PLUGIN_SETTINGS.healthPrefix.default }
+const ENDPOINT_PROPAGATION = 3000
 
 // No Docker engine or Kubernetes here: the deployment files are parsed and checked against the
 // code's own defaults (ports, probe paths, timeouts), so they cannot drift apart silently.
@@ -40,6 +43,12 @@ t.test('Kubernetes: probes, ports, grace period and workers agree with the code'
   const drainMs = Number(vars.GRACEFUL_SHUTDOWN_TIMEOUT) + Number(vars.SHUTDOWN_DELAY) * 1000
   t.equal(Number(vars.GRACEFUL_SHUTDOWN_TIMEOUT), BOOT.gracefulTimeout)
   t.ok(pod.spec.terminationGracePeriodSeconds * 1000 > drainMs, `terminationGracePeriodSeconds ${pod.spec.terminationGracePeriodSeconds} s > gracefulTimeout + shutdownDelay (${drainMs} ms)`)
+  // Traffic must stop before the listener closes: the probe sees the 503, then the endpoint change
+  // travels to kube-proxy and ingresses (ENDPOINT_PROPAGATION, an allowance, not a measurement).
+  const readiness = container.readinessProbe
+  const noticedMs = readiness.periodSeconds * readiness.failureThreshold * 1000 + ENDPOINT_PROPAGATION
+  t.ok(Number(vars.SHUTDOWN_DELAY) * 1000 >= noticedMs, `SHUTDOWN_DELAY ${vars.SHUTDOWN_DELAY} s >= readiness period x failureThreshold + ${ENDPOINT_PROPAGATION} ms propagation (${noticedMs} ms)`)
+  t.equal(container.lifecycle?.preStop, undefined, 'no preStop sleep: the kit waits shutdownDelay itself, and a preStop would add to it')
   t.equal(vars.CLUSTER_WORKERS, String(container.resources.requests.cpu), 'CLUSTER_WORKERS matches the CPU request')
   t.same(pod.metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(BOOT.monitoring.port), 'prometheus.io/path': '/metrics' })
   t.equal(vars.CLUSTER_MONITORING_HOST, '0.0.0.0')
@@ -77,4 +86,12 @@ t.test('PM2 ecosystem file: cluster mode, one per core, wait_ready, kill_timeout
   t.type(app.out_file, 'string')
   t.type(app.error_file, 'string')
   t.ok(app.env_production !== undefined && app.env_staging !== undefined, 'production and staging env blocks')
+})
+
+t.test('HAProxy: a draining host is out of rotation before its listener closes; the balancer drops idle connections before the host does', async (t) => {
+  const { markedDownWithin, idleReuse } = checkTimings(readFileSync(HAPROXY_CONFIG, 'utf8'))
+  t.ok(markedDownWithin < SHUTDOWN_DELAY, `marked down within ${markedDownWithin} ms < shutdownDelay ${SHUTDOWN_DELAY} ms (the value test/multi-host.test.ts runs it with)`)
+  const keepAliveTimeout = Fastify().initialConfig.keepAliveTimeout as number
+  t.ok(idleReuse < keepAliveTimeout, `HAProxy reuses an idle connection for ${idleReuse} ms < Fastify's keepAliveTimeout ${keepAliveTimeout} ms`)
+  t.match(readFileSync(HAPROXY_CONFIG, 'utf8'), /^\s*option httpchk GET \/health\/ready$/m, 'checks readiness')
 })
