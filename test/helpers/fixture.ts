@@ -56,6 +56,18 @@ export function spawnScript (
   return { child, output: () => text, exited }
 }
 
+/** When the test ends: `signal` to the child if it still runs, wait for its exit, then `cleanup`. */
+export function stopWithTest (t: Test, child: ChildProcess, signal: NodeJS.Signals, cleanup = async (): Promise<void> => {}): void {
+  const exited = once(child, 'exit')
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill(signal)
+      await exited
+    }
+    await cleanup()
+  })
+}
+
 /**
  * Starts a fixture script (with an IPC channel unless `ipc: false`) and waits for the
  * `{"listening":port}` line. The process is killed when the test ends if it is still alive.
