@@ -222,3 +222,50 @@ export async function startRedis (cpus = '0-1') {
     async stop () { child.kill('SIGTERM'); await once(child, 'exit') }
   }
 }
+
+/**
+ * HAProxy with the shipped deploy/haproxy/haproxy.cfg in front of `hosts` (address:port; fewer than
+ * its three servers repeat), on a free port of 127.0.0.1, on `cpus`; with `retries: false` its
+ * retry-on and redispatch lines are turned off (a balancer that does not retry). `waitUp(server)`
+ * waits for a server's check to say UP (runtime socket); `stop()` ends it.
+ */
+export async function startHaproxy (hosts, { cpus = '0-1', retries = true } = {}) {
+  const dir = await mkdtemp(join(os.tmpdir(), 'fck-bench-haproxy-'))
+  const socket = join(dir, 'admin.sock')
+  await writeFile(join(dir, 'runtime.cfg'), `global\n  stats socket ${socket} level admin\n`)
+  const port = await freePort()
+  const env = { ...process.env, LB_BIND: `127.0.0.1:${port}` }
+  for (let i = 0; i < 3; i++) env[`HOST${i + 1}`] = hosts[i % hosts.length]
+  let config = new URL('../deploy/haproxy/haproxy.cfg', here).pathname
+  if (!retries) {
+    const text = (await readFile(config, 'utf8')).replace(/^(\s*)retry-on .*$/m, '$1retry-on none').replace(/^(\s*)option redispatch.*$/m, '$1no option redispatch')
+    config = join(dir, 'haproxy.cfg')
+    await writeFile(config, text)
+  }
+  const child = spawn('taskset', ['-c', cpus, 'haproxy', '-db', '-f', config, '-f', join(dir, 'runtime.cfg')], { env, stdio: 'ignore' })
+  const show = async () => await new Promise((resolve, reject) => {
+    const connection = net.connect(socket, () => connection.end('show stat\n'))
+    let text = ''
+    connection.on('data', (chunk) => { text += chunk })
+    connection.on('end', () => resolve(text))
+    connection.on('error', reject)
+  })
+  const status = async (server) => {
+    const [header, ...rows] = String(await show()).trim().split('\n')
+    const columns = header.replace(/^# /, '').split(',')
+    const row = rows.map((line) => line.split(',')).find((fields) => fields[0] === 'hosts' && fields[1] === server)
+    return row?.[columns.indexOf('status')] ?? 'unknown'
+  }
+  for (;;) {
+    try { await show(); break } catch { if (child.exitCode !== null) throw new Error('haproxy did not start'); await sleep(50) }
+  }
+  return {
+    port,
+    pid: child.pid,
+    async waitUp (server) { while (!(await status(server)).startsWith('UP')) await sleep(50) },
+    async stop () {
+      if (child.exitCode === null) { child.kill('SIGTERM'); await once(child, 'exit') }
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}

@@ -5,7 +5,8 @@
 // The factory registers clusterPlugin before its route, as the README's usage does (and as
 // plain-cluster.mjs with PLUGIN=1 does), so bootCluster and plain node:cluster run the same workers.
 // The monitoring server listens on CLUSTER_MONITORING_PORT, a free port when unset (so clusters
-// measured side by side do not collide on 3003); `false` turns it off.
+// measured side by side do not collide on 3003); `false` turns it off. HOST (127.0.0.1 unless set)
+// is the address, PLUGIN_OPTIONS the plugin's options as JSON (e.g. '{"shutdownDelay":2000}').
 import clusterPlugin, { bootCluster } from '../../dist/index.js'
 
 process.env.CLUSTER_MONITORING_PORT ??= '0'
@@ -15,10 +16,10 @@ if (process.env.APP_IMPORT === 'eager') await import('fastify')
 const result = await bootCluster(async () => {
   const { default: Fastify } = await import('fastify')
   const app = Fastify({ logger: false })
-  await app.register(clusterPlugin)
+  await app.register(clusterPlugin, JSON.parse(process.env.PLUGIN_OPTIONS ?? '{}'))
   app.get('/', async () => ({ hello: 'world' }))
   return app
-}, { host: '127.0.0.1', healthReportInterval: 0, restartWindow: Number(process.env.RESTART_WINDOW ?? 30_000) })
+}, { host: process.env.HOST ?? '127.0.0.1', healthReportInterval: 0, restartWindow: Number(process.env.RESTART_WINDOW ?? 30_000) })
 
 if (typeof result.stats === 'function') {
   process.stdout.write(JSON.stringify({ listening: Number(process.env.PORT) }) + '\n')

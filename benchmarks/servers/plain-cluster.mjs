@@ -1,5 +1,7 @@
 // What a hand-written node:cluster script looks like: CLUSTER_WORKERS workers running bare
-// Fastify on PORT, replaced when they die, closed on SIGTERM. Prints `{"listening":PORT}` once all listen.
+// Fastify on PORT (on HOST, 127.0.0.1 unless set), replaced when they die, closed on SIGTERM, with
+// the health route a load balancer checks answering 200 while the process runs. Prints
+// `{"listening":PORT}` once all listen.
 // PLUGIN=1 registers clusterPlugin in the workers, to tell the plugin's cost from the supervisor's.
 import cluster from 'node:cluster'
 import Fastify from 'fastify'
@@ -19,6 +21,7 @@ if (cluster.isPrimary) {
   const app = Fastify({ logger: false })
   if (process.env.PLUGIN === '1') await app.register(clusterPlugin, { handleSignals: false })
   app.get('/', async () => ({ hello: 'world' }))
-  await app.listen({ port, host: '127.0.0.1' })
+  app.get('/health/ready', async () => ({ status: 'ok' }))
+  await app.listen({ port, host: process.env.HOST ?? '127.0.0.1' })
   process.once('SIGTERM', async () => { await app.close(); process.exit(0) })
 }
