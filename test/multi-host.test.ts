@@ -1,11 +1,10 @@
-import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import t, { type Test } from 'tap'
 import { childrenOf, freePort, startCluster, waitGone, type ClusterFixture } from './helpers/cluster.js'
 import { SHUTDOWN_DELAY, startHaproxy, type LoadBalancer } from './helpers/haproxy.js'
 import { startNginx } from './helpers/nginx.js'
-import { sessionCookie, type Response } from './helpers/http.js'
+import { send, sessionCookie } from './helpers/http.js'
 import { startRedis } from './helpers/redis.js'
 
 // Three "hosts" on their own loopback addresses, each one bootCluster with 2 workers on the same
@@ -24,7 +23,8 @@ interface Bed {
   start: (i: number) => Promise<ClusterFixture>
   /** Resolves once the balancer sends host i traffic again (HAProxy: its check says UP). */
   rejoined: (i: number) => Promise<void>
-  waitFor: LoadBalancer['waitFor']
+  /** HAProxy's servers' states; nginx has none. */
+  haproxy?: LoadBalancer
 }
 
 async function startBed (t: Test, balancer: 'haproxy' | 'nginx' = 'haproxy'): Promise<Bed> {
@@ -45,35 +45,20 @@ async function startBed (t: Test, balancer: 'haproxy' | 'nginx' = 'haproxy'): Pr
   if (balancer === 'nginx') {
     // No active checks in nginx open source: a host is back in once it accepts connections.
     const lb = await startNginx(t, upstreams)
-    const unused = async (): Promise<void> => { throw new Error('nginx has no health-check states') }
-    return { lb: lb.port, port, hosts, start, rejoined: async (i) => { await ready(ADDRESSES[i] as string, port) }, waitFor: unused }
+    return { lb: lb.port, port, hosts, start, rejoined: async (i) => { await ready(ADDRESSES[i] as string, port) } }
   }
   const lb = await startHaproxy(t, upstreams)
   for (const name of ['host1', 'host2', 'host3']) await lb.waitFor(name, 'UP')
-  return { lb: lb.port, port, hosts, start, rejoined: async (i) => { await lb.waitFor(`host${i + 1}`, 'UP') }, waitFor: lb.waitFor }
+  return { lb: lb.port, port, hosts, start, rejoined: async (i) => { await lb.waitFor(`host${i + 1}`, 'UP') }, haproxy: lb }
 }
 
 /** Waits until `host:port` answers /health/ready with 200. */
 async function ready (host: string, port: number): Promise<void> {
   const deadline = Date.now() + 20_000
-  while ((await request(host, port, { path: '/health/ready' }).catch(() => undefined))?.status !== 200) {
+  while ((await send(port, { host, path: '/health/ready' }).catch(() => undefined))?.status !== 200) {
     if (Date.now() > deadline) throw new Error(`${host}:${port} not ready within 20 s`)
     await sleep(50)
   }
-}
-
-/** One request over a fresh connection to `host:port`, from `localAddress`. */
-async function request (host: string, port: number, options: { method?: string, path: string, headers?: http.OutgoingHttpHeaders, localAddress?: string }): Promise<Response> {
-  return await new Promise((resolve, reject) => {
-    const req = http.request({ host, port, agent: false, method: options.method ?? 'GET', path: options.path, headers: options.headers, localAddress: options.localAddress }, (response) => {
-      let body = ''
-      response.setEncoding('utf8')
-      response.on('data', (chunk: string) => { body += chunk })
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
 }
 
 /** Keep-alive load through the balancer until `stop()`, which resolves with autocannon's result. */
@@ -120,22 +105,22 @@ t.test('rolling deploy of 3 hosts behind HAProxy under keep-alive load: 0 failed
 
   // Cluster-wide state across hosts, through the balancer and host to host.
   const limited = []
-  for (let i = 0; i < 60; i++) limited.push(await request('127.0.0.1', bed.lb, { path: '/', localAddress: CLIENT }))
+  for (let i = 0; i < 60; i++) limited.push(await send(bed.lb, { path: '/', localAddress: CLIENT }))
   t.equal(limited.filter((response) => response.status === 200).length, 50, '50 of 60 from one client pass, across 3 hosts')
   t.equal(limited.filter((response) => response.status === 429).length, 10)
   const answeredBy = new Set(limited.filter((response) => response.status === 200).map((response) => response.headers['x-worker-pid']))
   const allPids = (await Promise.all(bed.hosts.map(pidsOf))).flat().map(String)
   t.ok([...answeredBy].every((pid) => allPids.includes(pid as string)) && answeredBy.size >= 3, `answered by ${answeredBy.size} workers over the hosts`)
-  const created = await request(ADDRESSES[0] as string, bed.port, { method: 'POST', path: '/session?value=kept' })
+  const created = await send(bed.port, { host: ADDRESSES[0] as string, method: 'POST', path: '/session?value=kept' })
   const cookie = sessionCookie(created)
-  const read = await request(ADDRESSES[2] as string, bed.port, { path: '/session', headers: { cookie } })
+  const read = await send(bed.port, { host: ADDRESSES[2] as string, path: '/session', headers: { cookie } })
   t.equal(JSON.parse(read.body).value, 'kept', 'a session made on host 1 is read on host 3')
 
   await rollingDeploy(t, bed)
 
-  const after = await request('127.0.0.1', bed.lb, { path: '/', localAddress: CLIENT })
+  const after = await send(bed.lb, { path: '/', localAddress: CLIENT })
   t.equal(after.status, 429, 'the client is still over its limit after every host was replaced')
-  const again = await request(ADDRESSES[1] as string, bed.port, { path: '/session', headers: { cookie } })
+  const again = await send(bed.port, { host: ADDRESSES[1] as string, path: '/session', headers: { cookie } })
   t.equal(JSON.parse(again.body).value, 'kept', 'the session is still there, on another new host')
 })
 
@@ -148,16 +133,17 @@ t.test('kill -9 of a whole host under load: at most the requests in flight on it
   const pids = [victim.child.pid as number, ...childrenOf(victim.child.pid as number)]
   for (const pid of pids) process.kill(pid, 'SIGKILL')
   t.same(await waitGone(pids), [], 'the host is gone: primary and workers')
-  await bed.waitFor('host2', 'DOWN')
+  const haproxy = bed.haproxy as LoadBalancer
+  await haproxy.waitFor('host2', 'DOWN')
   const routedAround = Date.now()
   await sleep(1500)
   bed.hosts[1] = await bed.start(1)
-  await bed.waitFor('host2', 'UP')
+  await haproxy.waitFor('host2', 'UP')
   const rejoined = Date.now()
   // The restarted host takes its share again, with no step but its start.
   const newPids = (await pidsOf(bed.hosts[1] as ClusterFixture)).map(String)
   let served = false
-  for (let i = 0; i < 30 && !served; i++) served = newPids.includes(String((await request('127.0.0.1', bed.lb, { path: '/' })).headers['x-worker-pid']))
+  for (let i = 0; i < 30 && !served; i++) served = newPids.includes(String((await send(bed.lb, { path: '/' })).headers['x-worker-pid']))
   const result = await load.stop()
   const failed = result.errors + result.timeouts + result.non2xx
   t.ok(failed <= connections, `${failed} failed of ${result.requests.total} (at most the ${connections} in flight could be on the host)`)

@@ -46,7 +46,7 @@ export type PrimaryMessage =
   | { type: 'fck:shutdown', reason: string }
   /** Asks for the worker's metrics for one scrape; the worker answers `fck:metrics` with this id. */
   | { type: 'fck:metrics-request', id: number }
-  /** The answers, in the requests' order (`{ current, ttl }` for incr, the session's JSON or null for get). */
+  /** The answers, in the requests' order (a Tally for incr, `{ current, ttl }` for read, the session's JSON or null for get). */
   | { type: 'fck:state-result', id: number, values: unknown[] }
 
 /** PM2 sends this plain string when `shutdown_with_message` is set (and on Windows). */

@@ -11,13 +11,18 @@ export async function get (port: number, path: string, agent: http.Agent | false
   return await send(port, { path, agent })
 }
 
-/** One request over a fresh connection (or over `agent`'s), with the whole body read. */
+/**
+ * One request over a fresh connection (or over `agent`'s), with the whole body read; to `host`
+ * (127.0.0.1 unless told), from `localAddress` if given.
+ */
 export async function send (
   port: number,
-  { method = 'GET', path, headers = {}, body, agent = false }: { method?: string, path: string, headers?: http.OutgoingHttpHeaders, body?: string, agent?: http.Agent | false }
+  { method = 'GET', path, headers = {}, body, agent = false, host = '127.0.0.1', localAddress }: {
+    method?: string, path: string, headers?: http.OutgoingHttpHeaders, body?: string, agent?: http.Agent | false, host?: string, localAddress?: string
+  }
 ): Promise<Response> {
   return await new Promise((resolve, reject) => {
-    const request = http.request({ host: '127.0.0.1', port, method, path, headers, agent }, (response) => {
+    const request = http.request({ host, port, method, path, headers, agent, localAddress }, (response) => {
       let body = ''
       response.setEncoding('utf8')
       response.on('data', (chunk: string) => { body += chunk })
