@@ -1,11 +1,9 @@
-import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
-import t, { type Test } from 'tap'
-import { freePort, startCluster, type ClusterFixture } from './helpers/cluster.js'
+import t from 'tap'
+import { startCluster, type ClusterFixture } from './helpers/cluster.js'
 import { get } from './helpers/http.js'
+import { startPrometheus } from './helpers/prometheus.js'
 
 async function monitor (cluster: ClusterFixture, path: string, init: RequestInit = {}): Promise<{ status: number, body: any, text: string }> {
   const response = await fetch(`http://127.0.0.1:${cluster.monitoringPort}${path}`, init)
@@ -129,6 +127,61 @@ t.test('/metrics: the workers\' request histograms summed, by route pattern; clu
   t.equal(answer[0].value[1], '2', 'a real Prometheus answers cluster_workers_alive = 2')
 })
 
+/** The sum of every `http_request_duration_seconds_count` sample: the requests the cluster counted. */
+function requestCount (text: string): number {
+  return samples(text, 'http_request_duration_seconds_count').reduce((sum, sample) => sum + sample.value, 0)
+}
+
+t.test('counters survive a worker\'s replacement: kill -9 after a scrape and a rolling reload without one both keep the totals', async (t) => {
+  const cluster = await startCluster(t)
+  for (let i = 0; i < 20; i++) await get(cluster.port, '/')
+  t.equal(requestCount((await monitor(cluster, '/metrics')).text), 20, 'N = 20 counted')
+
+  const [victim] = (await statsAfterHeartbeats(cluster)).workers
+  process.kill(victim.pid, 'SIGKILL')
+  await until('slot 0 replaced', async () => {
+    const { body } = await monitor(cluster, '/cluster/stats')
+    return body.workers[0].state === 'ready' && body.workers[0].pid !== victim.pid ? true : undefined
+  })
+  for (let i = 0; i < 10; i++) await get(cluster.port, '/')
+  const afterKill = (await monitor(cluster, '/metrics')).text
+  t.equal(requestCount(afterKill), 30, 'N + M: the killed worker\'s last scraped counts are kept')
+  const promtool = spawnSync('promtool', ['check', 'metrics'], { input: afterKill, encoding: 'utf8' })
+  t.not(promtool.status, 1, `promtool still parses the exposition: ${promtool.stderr}`)
+  t.equal(samples(afterKill, 'http_request_duration_seconds_bucket').filter((sample) => sample.labels.includes('le="+Inf"'))
+    .reduce((sum, sample) => sum + sample.value, 0), 30, 'histogram buckets are kept as well as counts')
+
+  // No scrape between these requests and the reload: each old worker hands its last values over as it closes.
+  for (let i = 0; i < 15; i++) await get(cluster.port, '/')
+  t.equal((await cluster.call('reload')).ok, true)
+  for (let i = 0; i < 5; i++) await get(cluster.port, '/')
+  t.equal(requestCount((await monitor(cluster, '/metrics')).text), 50, 'every request since the start, across a kill -9 and a rolling reload')
+})
+
+t.test('metrics.workerLabel: one series per worker, kept across the worker\'s replacement; metrics.endpoint serves the cluster\'s metrics on the app port', async (t) => {
+  const cluster = await startCluster(t, {}, { plugin: { metrics: { workerLabel: true, endpoint: '/metrics' } } })
+  const served = new Map<string, number>()
+  for (let i = 0; i < 12; i++) {
+    const id = String((await get(cluster.port, '/')).headers['x-worker-id'])
+    served.set(id, (served.get(id) ?? 0) + 1)
+  }
+  const labelled = (text: string): Map<string, number> => new Map(samples(text, 'http_request_duration_seconds_count')
+    .map((sample) => [/worker="(\d+)"/.exec(sample.labels)?.[1] ?? 'none', sample.value]))
+  t.same(labelled((await monitor(cluster, '/metrics')).text), served, 'each worker\'s count under its own label')
+
+  const appPort = await get(cluster.port, '/metrics')
+  t.equal(appPort.status, 200)
+  t.match(appPort.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  t.same(samples(appPort.body, 'cluster_workers_alive'), [{ labels: '', value: 2 }], 'the app port answers with the cluster\'s series')
+  t.same(labelled(appPort.body), served, 'and every worker\'s counts, whichever worker answered; its own scrape is not counted')
+
+  t.equal((await cluster.call('reload')).ok, true)
+  await get(cluster.port, '/')
+  const after = labelled((await monitor(cluster, '/metrics')).text)
+  t.equal([...after.values()].reduce((a, b) => a + b, 0), 13, 'a replaced worker\'s series goes on from its last value')
+  t.same([...after.keys()].sort(), ['0', '1'])
+})
+
 t.test('a worker with a blocked event loop: the scrape answers 200 after the scrape timeout, not after the worker', async (t) => {
   const cluster = await startCluster(t, {}, { monitoring: { scrapeTimeout: 500 } })
   // Blocked for 8 s: a scrape that waited for it would take over 7 s; one that gives up after the
@@ -174,36 +227,3 @@ t.test('POST /cluster/restart: 401 without the token, 403 with a wrong one, 202 
   const big = await monitor(cluster, '/cluster/restart', { ...auth, headers: { ...auth.headers, 'content-type': 'application/json' }, body: JSON.stringify({ pad: 'x'.repeat(4096) }) })
   t.equal(big.status, 413, 'request bodies are limited')
 })
-
-/** A real Prometheus scraping the monitoring port every second; stopped with the test. */
-async function startPrometheus (t: Test, target: number): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'fck-prometheus-'))
-  const port = await freePort()
-  writeFileSync(join(dir, 'prometheus.yml'), [
-    'global:',
-    '  scrape_interval: 1s',
-    '  scrape_timeout: 1s',
-    'scrape_configs:',
-    '  - job_name: cluster',
-    '    static_configs:',
-    `      - targets: ['127.0.0.1:${target}']`
-  ].join('\n'))
-  const child = spawn('prometheus', [
-    `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'
-  ], { stdio: 'ignore' })
-  // A missing binary emits 'error' and never 'exit': fail the test here, where its teardowns
-  // (the cluster's) still run, not in an uncaught exception that skips them.
-  const failed = await new Promise<Error | undefined>((resolve) => { child.once('spawn', () => resolve(undefined)); child.once('error', resolve) })
-  if (failed !== undefined) {
-    rmSync(dir, { recursive: true, force: true })
-    throw new Error(`prometheus did not start (${failed.message}); .ci/run installs the Debian package prometheus`)
-  }
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  t.teardown(async () => {
-    child.kill('SIGTERM')
-    await exited
-    rmSync(dir, { recursive: true, force: true })
-  })
-  return port
-}

@@ -39,6 +39,10 @@ export type WorkerMessage =
   | { type: 'fck:failed', workerId: string, pid: number, error: { code?: string, message: string } }
   /** The answer to `fck:metrics-request` with the same id. */
   | { type: 'fck:metrics', workerId: string, pid: number, id: number, metrics: MetricJSON[] }
+  /** A closing worker's last metrics, sent once its requests are done (see lib/primary/metrics-ledger.ts). */
+  | { type: 'fck:metrics-final', workerId: string, pid: number, metrics: MetricJSON[] }
+  /** Asks for the cluster's metrics as Prometheus text (`metrics.endpoint` on the app's port); answered by `fck:scrape-result`. */
+  | { type: 'fck:scrape', id: number }
   /** Answered by `fck:state-result` with the same id: the requests a worker made in one turn of its event loop. */
   | { type: 'fck:state', id: number, requests: StateRequest[] }
 
@@ -46,8 +50,13 @@ export type PrimaryMessage =
   | { type: 'fck:shutdown', reason: string }
   /** Asks for the worker's metrics for one scrape; the worker answers `fck:metrics` with this id. */
   | { type: 'fck:metrics-request', id: number }
+  /** `text` is undefined when the scrape failed. */
+  | { type: 'fck:scrape-result', id: number, text: string | undefined }
   /** The answers, in the requests' order (a Tally for incr, `{ current, ttl }` for read, the session's JSON or null for get). */
   | { type: 'fck:state-result', id: number, values: unknown[] }
+
+/** The content type of the Prometheus text a scrape (`fck:scrape-result`) answers with. */
+export const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8'
 
 /** PM2 sends this plain string when `shutdown_with_message` is set (and on Windows). */
 export const PM2_SHUTDOWN_MESSAGE = 'shutdown'
@@ -57,12 +66,12 @@ function hasType (message: unknown): message is { type: unknown } {
 }
 
 export function isPrimaryMessage (message: unknown): message is PrimaryMessage {
-  return hasType(message) && ['fck:shutdown', 'fck:metrics-request', 'fck:state-result'].includes(message.type as string)
+  return hasType(message) && ['fck:shutdown', 'fck:metrics-request', 'fck:scrape-result', 'fck:state-result'].includes(message.type as string)
 }
 
 export function isWorkerMessage (message: unknown): message is WorkerMessage {
   return hasType(message) &&
-    ['fck:ready', 'fck:heartbeat', 'fck:draining', 'fck:failed', 'fck:metrics', 'fck:state'].includes(message.type as string)
+    ['fck:ready', 'fck:heartbeat', 'fck:draining', 'fck:failed', 'fck:metrics', 'fck:metrics-final', 'fck:scrape', 'fck:state'].includes(message.type as string)
 }
 
 /**

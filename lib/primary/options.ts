@@ -89,8 +89,8 @@ export interface BootClusterOptions {
    */
   healthReportInterval?: number
   /**
-   * The primary's monitoring server (`/cluster/health`, `/cluster/stats`, `/metrics`,
-   * `POST /cluster/restart`); `false` starts none. Environment: `CLUSTER_MONITORING_PORT`
+   * The primary's monitoring server (the status page at `/`, `/cluster/health`, `/cluster/stats`,
+   * `/cluster/events`, `/metrics`, `POST /cluster/restart`); `false` starts none. Environment: `CLUSTER_MONITORING_PORT`
    * (`false` disables), `CLUSTER_MONITORING_HOST`, `CLUSTER_MONITORING_TOKEN`.
    * @default { port: 3003, host: '127.0.0.1' }
    */
@@ -127,17 +127,24 @@ export interface MonitoringOptions {
    */
   host?: string
   /**
-   * Bearer token `POST /cluster/restart` requires. Environment: `CLUSTER_MONITORING_TOKEN`.
+   * Bearer token `POST /cluster/restart` requires; on a host beyond loopback every route but
+   * `/cluster/health` requires it (the status page asks for it). Environment: `CLUSTER_MONITORING_TOKEN`.
    * @default undefined (none; only allowed on a loopback host)
    */
   token?: string
   /**
    * Milliseconds `/metrics` waits for each worker's metrics; a worker that does not answer in
-   * time is left out of that scrape and counted in `cluster_metrics_scrape_failures_total`.
+   * time counts by its last answer in that scrape and in `cluster_metrics_scrape_failures_total`.
    * Environment: `CLUSTER_MONITORING_SCRAPE_TIMEOUT`.
    * @default 1000
    */
   scrapeTimeout?: number
+  /**
+   * Milliseconds between the `stats` samples `/cluster/events` sends.
+   * Environment: `CLUSTER_MONITORING_SAMPLE_INTERVAL`.
+   * @default 2000
+   */
+  sampleInterval?: number
 }
 
 export interface ResolvedMonitoringOptions {
@@ -145,6 +152,7 @@ export interface ResolvedMonitoringOptions {
   host: string
   token: string | undefined
   scrapeTimeout: number
+  sampleInterval: number
 }
 
 export interface ResolvedBootOptions {
@@ -245,7 +253,13 @@ function resolveMonitoring (options: MonitoringOptions | false = {}, env: Env): 
   if (token === undefined && !isLoopback(host)) {
     throw new FCK_MONITORING_UNPROTECTED(host, options.host === undefined ? 'CLUSTER_MONITORING_HOST' : 'monitoring.host')
   }
-  return { port, host, token, scrapeTimeout: read(setting.scrapeTimeout, options.scrapeTimeout, env) }
+  return {
+    port,
+    host,
+    token,
+    scrapeTimeout: read(setting.scrapeTimeout, options.scrapeTimeout, env),
+    sampleInterval: read(setting.sampleInterval, options.sampleInterval, env)
+  }
 }
 /** Only these answer from this machine alone; anything else (0.0.0.0, ::, a LAN address) is reachable from outside. */
 export function isLoopback (host: string): boolean {

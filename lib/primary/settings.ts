@@ -162,7 +162,7 @@ export const MONITORING_SETTINGS = {
     kind: text('a non-empty string'),
     default: undefined,
     shown: 'none',
-    doc: 'bearer token `POST /cluster/restart` requires'
+    doc: 'bearer token `POST /cluster/restart` requires, and beyond loopback every route but `/cluster/health`'
   } satisfies Setting<string | undefined>,
   scrapeTimeout: {
     option: 'monitoring.scrapeTimeout',
@@ -171,6 +171,14 @@ export const MONITORING_SETTINGS = {
     default: 1000,
     shown: '1000',
     doc: 'how long `/metrics` waits for each worker'
+  } satisfies Setting<number>,
+  sampleInterval: {
+    option: 'monitoring.sampleInterval',
+    env: 'CLUSTER_MONITORING_SAMPLE_INTERVAL',
+    kind: ms(10),
+    default: 2000,
+    shown: '2000',
+    doc: 'how often `/cluster/events` sends a `stats` sample'
   } satisfies Setting<number>
 }
 

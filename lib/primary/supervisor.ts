@@ -2,17 +2,21 @@ import type { Worker } from 'node:cluster'
 import type { FastifyInstance } from 'fastify'
 import { EventEmitter } from 'node:events'
 import { Correlator } from '../common/correlator.js'
+import type { Series } from './aggregate.js'
 import { FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_START_FAILED } from '../common/errors.js'
 import { workerEnv } from '../common/identity.js'
 import { sendToWorker, type MetricJSON, type WorkerMessage } from '../common/protocol.js'
 import { HandoffRescue } from './handoff.js'
 import { HealthWatch } from './health-watch.js'
+import { MetricsLedger } from './metrics-ledger.js'
 import type { PrimaryLogger } from './log.js'
 import type { ResolvedBootOptions } from './options.js'
 import { OrphanGuard } from './orphan-guard.js'
 import { buildHealth, buildStats, fewerThanHalfAlive, formatReport } from './report.js'
 import { RecyclePolicy } from './recycle-policy.js'
 import { RestartPolicy } from './restart-policy.js'
+import { Scrapes } from './scrapes.js'
+import { MONITORING_SETTINGS } from './settings.js'
 import { handleSignals } from './signals.js'
 import { SharedState } from '../shared-state/primary-store.js'
 import { Slot, type SlotEvent, type SlotState, type TransitionDetail, type WorkerEntry } from './slot.js'
@@ -32,7 +36,9 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   readonly #slots: Slot[]
   readonly #entries = new Set<WorkerEntry>()
   readonly #rescue = new HandoffRescue()
-  readonly #scrapes = new Correlator<MetricJSON[]>()
+  readonly #metricRequests = new Correlator<MetricJSON[]>()
+  readonly #ledger = new MetricsLedger()
+  readonly #scrapes: Scrapes
   readonly #restarts: RestartPolicy
   readonly #recycling: RecyclePolicy
   #guard: OrphanGuard | undefined
@@ -55,6 +61,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       this.emit(health.healthy ? 'healthy' : 'unhealthy', health)
     })
     this.#state = new SharedState(options.primaryStore)
+    const { monitoring } = options
+    this.#scrapes = new Scrapes(this, this.#ledger, monitoring === false ? MONITORING_SETTINGS.scrapeTimeout.default : monitoring.scrapeTimeout)
   }
 
   /**
@@ -128,8 +136,13 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
 
   /** One worker's metrics for a scrape; rejects when it does not answer in `timeout` ms or exits. */
   async workerMetrics (worker: Worker, timeout: number): Promise<MetricJSON[]> {
-    return await this.#scrapes.request((id) => sendToWorker(worker, { type: 'fck:metrics-request', id }), timeout,
+    return await this.#metricRequests.request((id) => sendToWorker(worker, { type: 'fck:metrics-request', id }), timeout,
       () => new Error(`no metrics within ${timeout} ms`), worker)
+  }
+
+  /** The cluster's metrics as Prometheus text, for the monitoring server and `metrics.endpoint`. */
+  async scrape (extra?: Series[]): Promise<string> {
+    return await this.#scrapes.scrape(extra)
   }
 
   async shutdown (): Promise<void> {
@@ -223,7 +236,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       onGone: (entry, code, signal) => {
         this.#entries.delete(entry)
         this.#updateGuard()
-        this.#scrapes.cancel(new Error('the worker exited'), entry.worker)
+        this.#metricRequests.cancel(new Error('the worker exited'), entry.worker)
         this.#rescueConnections(entry)
         this.#onExit(entry, code, signal)
       }
@@ -231,6 +244,9 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     this.#entries.add(entry)
     this.#updateGuard()
     this.#rescue.watch(entry.worker)
+    const { pid } = entry.worker.process
+    // Not on 'exit': messages the worker sent just before it may still be unread then.
+    if (pid !== undefined) entry.worker.once('disconnect', () => this.#ledger.retire(pid))
     return entry
   }
 
@@ -269,7 +285,14 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
         entry.failure = `failed to start: ${message.error.message}`
         break
       case 'fck:metrics':
-        this.#scrapes.settle(message.id, message.metrics)
+        this.#ledger.record(message.pid, String(slot.id), message.metrics)
+        this.#metricRequests.settle(message.id, message.metrics)
+        break
+      case 'fck:metrics-final':
+        this.#ledger.record(message.pid, String(slot.id), message.metrics)
+        break
+      case 'fck:scrape':
+        this.scrape().catch(() => undefined).then((text) => sendToWorker(entry.worker, { type: 'fck:scrape-result', id: message.id, text }))
         break
       case 'fck:state':
         sendToWorker(entry.worker, { type: 'fck:state-result', id: message.id, values: message.requests.map((request) => this.#state.handle(request)) })
@@ -300,6 +323,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     if (reason === undefined || slot.state !== 'ready' || slot.candidate !== undefined || this.#reloading !== undefined) return
     slot.recycles++
     this.log.warn({ workerId: String(slot.id), workerPid: entry.worker.process.pid, reason, recycles: slot.recycles }, 'recycling worker: memory')
+    this.emit('worker:recycle', { id: String(slot.id), pid: entry.worker.process.pid ?? 0, recycles: slot.recycles, reason })
     this.#replace(slot, reason, true).catch((error: Error) => this.log.error({ err: error }, 'memory recycle failed; the worker keeps serving'))
   }
 

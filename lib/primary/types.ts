@@ -57,6 +57,8 @@ export interface ClusterEvents {
   'worker:ready': [WorkerEvent]
   'worker:exit': [WorkerEvent & { code: number | null, signal: string | null, state: SlotState | 'retired', reason?: string }]
   'worker:restart': [{ id: string, restarts: number, delay: number }]
+  /** A worker is being replaced for using more than maxMemory. */
+  'worker:recycle': [WorkerEvent & { recycles: number, reason: string }]
   'restart-limit': [{ id: string, earlyCrashes: number }]
   'reload:start': [{ slots: number }]
   'reload:done': [Extract<ReloadResult, { ok: true }>]

@@ -12,6 +12,7 @@ type Handler<T extends PrimaryMessage['type']> = (message: Extract<PrimaryMessag
 export class WorkerChannel {
   readonly #handlers = new Map<string, (message: any) => void>()
   readonly #requests = new Correlator<unknown[]>()
+  readonly #scrapes = new Correlator<string | undefined>()
   #listening = false
 
   /** One handler per message type; PM2's plain `shutdown` string counts as `fck:shutdown`. */
@@ -32,10 +33,18 @@ export class WorkerChannel {
       () => new FCK_STORE_UNAVAILABLE('primary', `no answer within ${timeout} ms`))
   }
 
+  /** The cluster's metrics as Prometheus text, from the primary; undefined when its scrape failed. */
+  async scrape (timeout: number): Promise<string | undefined> {
+    if (!this.#handlers.has('fck:scrape-result')) this.on('fck:scrape-result', (message) => this.#scrapes.settle(message.id, message.text))
+    return await this.#scrapes.request((id) => { sendToPrimary({ type: 'fck:scrape', id }).catch(() => {}) }, timeout,
+      () => new Error(`the primary sent no metrics within ${timeout} ms`))
+  }
+
   close (): void {
     process.removeListener('message', this.#dispatch)
     this.#listening = false
     this.#requests.cancel(new FCK_STORE_UNAVAILABLE('primary', 'the plugin closed'))
+    this.#scrapes.cancel(new Error('the plugin closed'))
   }
 
   #dispatch = (message: unknown): void => {

@@ -29,6 +29,7 @@ export class WorkerMetrics {
 
   constructor (options: ResolvedMetricsOptions, private readonly identity: Identity) {
     this.registry = options.registry ?? new Registry()
+    if (options.workerLabel) this.registry.setDefaultLabels({ worker: identity.workerId })
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry })
     this.#duration = new RequestDurations(options.buckets)
     this.registry.registerMetric(this.#duration as unknown as Metric)
@@ -103,6 +104,12 @@ export class WorkerMetrics {
   /** Answers the primary's scrapes (`fck:metrics-request`) on the worker's channel. */
   listen (channel: WorkerChannel): void {
     channel.on('fck:metrics-request', this.#onScrape)
+  }
+
+  /** The values of a closing worker, sent once its requests are done so the cluster totals keep them. */
+  async sendFinal (): Promise<void> {
+    const metrics = await this.registry.getMetricsAsJSON().catch(() => [])
+    await sendToPrimary({ type: 'fck:metrics-final', workerId: this.identity.workerId, pid: process.pid, metrics: metrics as unknown as MetricJSON[] })
   }
 
   #onScrape = ({ id }: { id: number }): void => {

@@ -22,12 +22,18 @@ export interface MetricsOptions {
    */
   buckets?: number[]
   /**
-   * Path of a `/metrics` route on the app itself, for a process no bootCluster primary scrapes
-   * (one process, PM2); `false` adds none. Under bootCluster the primary's monitoring server
-   * serves every worker's metrics together and this route is not added.
+   * Path of a `/metrics` route on the app's own port; `false` adds none. Under bootCluster it
+   * serves what the monitoring server's `/metrics` does, the whole cluster's metrics, fetched
+   * from the primary (for platforms that expose one port); otherwise this process's own.
    * @default false
    */
   endpoint?: string | false
+  /**
+   * Label every series with `worker` (the worker's id), so the cluster's `/metrics` shows each
+   * worker's series beside the others instead of their sum.
+   * @default false
+   */
+  workerLabel?: boolean
 }
 
 /** The metrics settings (`metrics.*`) that are single values. */
@@ -57,8 +63,15 @@ export const METRICS_SETTINGS = {
     kind: pathOrOff('/metrics'),
     default: false,
     shown: 'false',
-    doc: 'a `/metrics` route on the app itself, for one process or PM2; never added under bootCluster'
-  } satisfies Setting<string | false>
+    doc: 'a `/metrics` route on the app\'s port: under bootCluster the whole cluster\'s metrics, else this process\'s'
+  } satisfies Setting<string | false>,
+  workerLabel: {
+    option: 'metrics.workerLabel',
+    kind: boolean,
+    default: false,
+    shown: 'false',
+    doc: 'label every series by `worker` instead of summing the workers\' series'
+  } satisfies Setting<boolean>
 }
 
 export interface ResolvedMetricsOptions {
@@ -66,6 +79,7 @@ export interface ResolvedMetricsOptions {
   defaultMetrics: boolean
   buckets: number[]
   endpoint: string | false
+  workerLabel: boolean
 }
 
 /** Options of `clusterPlugin`. Options win over environment variables, which win over defaults. */
@@ -245,6 +259,7 @@ function resolveMetrics (metrics: MetricsOptions | false = {}, env: Env): Resolv
     registry,
     defaultMetrics: read(setting.defaultMetrics, metrics.defaultMetrics, env),
     buckets: read(setting.buckets, metrics.buckets, env),
-    endpoint: read(setting.endpoint, metrics.endpoint, env)
+    endpoint: read(setting.endpoint, metrics.endpoint, env),
+    workerLabel: read(setting.workerLabel, metrics.workerLabel, env)
   }
 }

@@ -6,7 +6,7 @@ import type { WorkerMetrics } from './metrics.js'
 import { describeAddress } from '../common/address.js'
 import { detectIdentity, type Manager } from '../common/identity.js'
 import { resolveOptions, type ClusterPluginOptions, type ResolvedOptions } from './options.js'
-import { sendToPrimary } from '../common/protocol.js'
+import { PROMETHEUS_TEXT, sendToPrimary } from '../common/protocol.js'
 import { decorateInjected, tapResponses } from './response-head.js'
 import { Sampler } from './sampler.js'
 import type { SharedStateBackend } from '../shared-state/options.js'
@@ -45,6 +45,8 @@ declare module 'fastify' {
 }
 
 const STORE_WARNING_INTERVAL = 5000
+/** The primary waits up to its scrapeTimeout for each worker; this leaves it room to answer. */
+const CLUSTER_SCRAPE_WAIT = 10_000
 
 const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fastify: FastifyInstance, opts) => {
   const options = resolveOptions(opts, process.env)
@@ -76,7 +78,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   } satisfies ClusterDecorator)
 
   const reportsToPrimary = identity.manager === 'bootCluster'
-  const probes = registerProbes(fastify, options, metrics, reportsToPrimary, {
+  const probes = registerProbes(fastify, options, metrics, reportsToPrimary ? channel : undefined, {
     identity,
     checks,
     sampler,
@@ -120,6 +122,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   })
 
   fastify.addHook('onClose', async () => {
+    if (reportsToPrimary) await metrics?.sendFinal()
     untap()
     shutdown.uninstall()
     channel.close()
@@ -142,19 +145,22 @@ function watchRoutes (fastify: FastifyInstance, metrics: WorkerMetrics): void {
 }
 
 /**
- * The health routes and, for a process no primary scrapes, `/metrics`; returns their paths, which
+ * The health routes and `metrics.endpoint` (the cluster's metrics from the primary when `channel`
+ * leads to one, else this process's); returns their paths, which
  * the session plugin's hooks skip (see registerSharedState): a store outage never fails a probe.
  */
 function registerProbes (
-  fastify: FastifyInstance, options: ResolvedOptions, metrics: WorkerMetrics | undefined, reportsToPrimary: boolean, health: Omit<HealthDeps, 'prefix'>
+  fastify: FastifyInstance, options: ResolvedOptions, metrics: WorkerMetrics | undefined, channel: WorkerChannel | undefined, health: Omit<HealthDeps, 'prefix'>
 ): Set<string> {
   const probes = new Set<string>()
   if (options.healthPrefix !== false) registerHealthRoutes(fastify, { ...health, prefix: options.healthPrefix }).forEach((path) => probes.add(path))
-  if (metrics !== undefined && options.metrics !== false && options.metrics.endpoint !== false && !reportsToPrimary) {
+  if (metrics !== undefined && options.metrics !== false && options.metrics.endpoint !== false) {
     probes.add(options.metrics.endpoint)
     fastify.get(options.metrics.endpoint, { logLevel: 'warn', config: { metrics: false, rateLimit: false } }, async (_request, reply) => {
-      reply.type(metrics.registry.contentType)
-      return await metrics.registry.metrics()
+      if (channel === undefined) return await reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+      const text = await channel.scrape(CLUSTER_SCRAPE_WAIT).catch(() => undefined)
+      if (text === undefined) return await reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'the primary did not answer with the cluster\'s metrics' })
+      return await reply.type(PROMETHEUS_TEXT).send(text)
     })
   }
   return probes

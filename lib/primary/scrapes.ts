@@ -1,0 +1,113 @@
+import type { Worker } from 'node:cluster'
+import type { MetricJSON } from '../common/protocol.js'
+import type { StoreSize } from '../shared-state/primary-store.js'
+import { aggregate, type Series } from './aggregate.js'
+import type { MetricsLedger } from './metrics-ledger.js'
+import type { ClusterHandle, ClusterStats } from './types.js'
+
+/** What a scrape needs of the supervisor. */
+export interface Scraped extends ClusterHandle {
+  /** The workers that serve now, by slot id. */
+  servingWorkers: () => Array<{ id: string, worker: Worker }>
+  /** One worker's metrics (recorded in the ledger as they arrive); rejects when it does not answer within `timeout` ms. */
+  workerMetrics: (worker: Worker, timeout: number) => Promise<MetricJSON[]>
+  /** What the primary's shared store holds and may hold. */
+  storeSize: () => StoreSize
+}
+
+/**
+ * The cluster's Prometheus text: asks every serving worker for its metrics, sums what the ledger
+ * holds (a worker that did not answer in time counts by its last report rather than dropping out
+ * of the totals), and adds the cluster's own series. Serves the monitoring server's `/metrics`
+ * and the workers' `metrics.endpoint`.
+ */
+export class Scrapes {
+  readonly #failures = new Map<string, number>()
+  readonly #reloads = { ok: 0, failed: 0 }
+
+  constructor (private readonly cluster: Scraped, private readonly ledger: MetricsLedger, private readonly timeout: number) {
+    cluster.on('reload:done', () => { this.#reloads.ok++ })
+    cluster.on('reload:failed', () => { this.#reloads.failed++ })
+  }
+
+  async scrape (extra: Series[] = []): Promise<string> {
+    const workers = this.cluster.servingWorkers()
+    await Promise.all(workers.map(async ({ id, worker }) => await this.cluster.workerMetrics(worker, this.timeout).catch(() => {
+      this.#failures.set(id, (this.#failures.get(id) ?? 0) + 1)
+    })))
+    const serving = new Set(workers.flatMap(({ worker }) => worker.process.pid ?? []))
+    return aggregate(this.ledger.sources(serving), [...this.#clusterSeries(this.cluster.stats()), ...extra])
+  }
+
+  #clusterSeries (stats: ClusterStats): Series[] {
+    const perWorker = (value: (worker: ClusterStats['workers'][number]) => number | undefined): Series['values'] =>
+      stats.workers.flatMap((worker) => {
+        const found = value(worker)
+        return found === undefined ? [] : [{ labels: { worker: worker.id }, value: found }]
+      })
+    return [
+      { name: 'cluster_workers_alive', help: 'Workers ready and serving', type: 'gauge', values: [{ value: stats.alive }] },
+      { name: 'cluster_workers_expected', help: 'Workers the cluster is configured to run', type: 'gauge', values: [{ value: stats.expected }] },
+      { name: 'cluster_worker_restarts_total', help: 'Workers started in a slot after its first', type: 'counter', values: perWorker((worker) => worker.restarts) },
+      {
+        name: 'cluster_worker_resident_memory_bytes',
+        help: 'Resident memory of each worker at its last heartbeat',
+        type: 'gauge',
+        values: perWorker((worker) => worker.memory?.rss)
+      },
+      { name: 'cluster_worker_recycles_total', help: 'Workers replaced for using more than maxMemory', type: 'counter', values: perWorker((worker) => worker.recycles) },
+      {
+        name: 'cluster_worker_recycling_stopped',
+        help: '1 while memory recycling is stopped for a slot whose workers start above maxMemory',
+        type: 'gauge',
+        values: perWorker((worker) => worker.recyclingStopped === null ? 0 : 1)
+      },
+      ...storeSeries(this.cluster.storeSize()),
+      {
+        name: 'cluster_reloads_total',
+        help: 'Rolling reloads finished, by result',
+        type: 'counter',
+        values: [{ labels: { result: 'ok' }, value: this.#reloads.ok }, { labels: { result: 'failed' }, value: this.#reloads.failed }]
+      },
+      {
+        name: 'cluster_metrics_scrape_failures_total',
+        help: 'Scrapes a worker did not answer within the scrape timeout',
+        type: 'counter',
+        values: [...this.#failures].map(([worker, value]) => ({ labels: { worker }, value }))
+      }
+    ]
+  }
+}
+
+/** The primary store's contents against its limits (the `primary` shared-state backend). */
+function storeSeries (size: StoreSize): Series[] {
+  return [
+    {
+      name: 'cluster_primary_store_entries',
+      help: 'Entries in the primary store: sessions holding data, sessions holding none, rate-limit counters',
+      type: 'gauge',
+      values: [
+        { labels: { kind: 'session' }, value: size.sessions },
+        { labels: { kind: 'empty_session' }, value: size.emptySessions },
+        { labels: { kind: 'counter' }, value: size.counters }
+      ]
+    },
+    { name: 'cluster_primary_store_session_bytes', help: 'Bytes of session JSON held in the primary store', type: 'gauge', values: [{ value: size.sessionBytes }] },
+    {
+      name: 'cluster_primary_store_limit',
+      help: 'The primary store\'s limits (primaryStore option): session entries, session bytes, counter entries',
+      type: 'gauge',
+      values: [
+        { labels: { limit: 'sessions' }, value: size.limits.maxSessions },
+        { labels: { limit: 'session_bytes' }, value: size.limits.maxSessionBytes },
+        { labels: { limit: 'counters' }, value: size.limits.maxCounters }
+      ]
+    },
+    {
+      name: 'cluster_primary_store_evictions_total',
+      help: 'Entries dropped to stay within the primary store\'s limits, by kind',
+      type: 'counter',
+      values: Object.entries(size.evictions).map(([kind, value]) => ({ labels: { kind }, value }))
+    }
+  ]
+}

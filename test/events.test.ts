@@ -1,0 +1,109 @@
+import net from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { procStat, startCluster, type ClusterFixture } from './helpers/cluster.js'
+
+/** The primary's resident memory, from /proc (field 24, in pages). */
+function rss (pid: number): number {
+  return Number(procStat(pid)[21]) * 4096
+}
+
+/** A raw client of /cluster/events that keeps what it received; `read: false` never reads its socket. */
+async function openStream (port: number, { read = true, headers = '' } = {}): Promise<{ socket: net.Socket, text: () => string }> {
+  const socket = net.connect(port, '127.0.0.1')
+  let received = ''
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject))
+  socket.write(`GET /cluster/events HTTP/1.1\r\nhost: 127.0.0.1\r\n${headers}\r\n`)
+  if (read) socket.on('data', (chunk) => { received += chunk.toString() })
+  else socket.pause()
+  socket.on('error', () => {}) // the server may cut a stalled client off
+  return { socket, text: () => received }
+}
+
+async function until (what: string, check: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+async function metricValue (cluster: ClusterFixture, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${cluster.monitoringPort}/metrics`)).text()
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1])
+}
+
+t.test('/cluster/events: 100 concurrent clients all see a kill -9 as worker:exit and the restart; the 101st is turned away', async (t) => {
+  const cluster = await startCluster(t, {}, { monitoring: { sampleInterval: 500 } })
+  const clients = await Promise.all(Array.from({ length: 100 }, async () => await openStream(cluster.monitoringPort)))
+  t.teardown(() => { for (const { socket } of clients) socket.destroy() })
+  await until('every client\'s first stats sample', () => clients.every(({ text }) => text().includes('event: stats\ndata: {')))
+  const first = clients[0]?.text() ?? ''
+  t.match(first, /^HTTP\/1\.1 200 OK\r\n/)
+  t.match(first, /content-type: text\/event-stream/i)
+
+  const refused = await fetch(`http://127.0.0.1:${cluster.monitoringPort}/cluster/events`)
+  t.equal(refused.status, 503, 'past 100 clients a new one is refused')
+  t.match(((await refused.json()) as { message: string }).message, /100 event-stream clients/)
+  t.equal(await metricValue(cluster, 'cluster_event_stream_clients'), 100)
+
+  const victim = (await cluster.call('stats')).workers[1].pid
+  process.kill(victim, 'SIGKILL')
+  const exitFrame = new RegExp(`event: worker:exit\\ndata: \\{"id":"1","pid":${victim as number},"code":null,"signal":"SIGKILL","state":"crashed"`)
+  await until('worker:exit on every stream', () => clients.every(({ text }) => exitFrame.test(text())))
+  await until('worker:restart and worker:ready on every stream', () => clients.every(({ text }) =>
+    text().includes('event: worker:restart\ndata: {"id":"1","restarts":1') && /event: worker:ready\ndata: \{"id":"1"/.test(text())))
+  t.pass('all 100 clients received the exit, the restart and the new worker\'s ready')
+
+  for (const { socket } of clients) socket.destroy()
+  let open = -1
+  for (let i = 0; i < 100 && open !== 0; i++) {
+    open = await metricValue(cluster, 'cluster_event_stream_clients')
+    if (open !== 0) await sleep(50)
+  }
+  t.equal(open, 0, 'closed clients are dropped')
+})
+
+t.test('/cluster/events: clients that never read are cut off; the primary\'s memory stays bounded over 60 s of samples', async (t) => {
+  // A sample every 10 ms to 20 stalled clients: ~20 x 6,000 samples over the minute, far more
+  // than socket buffers hold, so without the bound the primary would buffer tens of MiB.
+  const cluster = await startCluster(t, {}, { monitoring: { sampleInterval: 10 } })
+  const pid = cluster.child.pid as number
+  const listener = await openStream(cluster.monitoringPort)
+  t.teardown(() => listener.socket.destroy())
+  await until('a first sample', () => listener.text().includes('event: stats'))
+  const before = rss(pid)
+  const stalled = await Promise.all(Array.from({ length: 20 }, async () => await openStream(cluster.monitoringPort, { read: false })))
+  t.teardown(() => { for (const { socket } of stalled) socket.destroy() })
+  let peak = before
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    peak = Math.max(peak, rss(pid))
+    await sleep(250)
+  }
+  const growth = peak - before
+  t.ok(growth < 24 * 2 ** 20, `the primary's RSS grew ${(growth / 2 ** 20).toFixed(1)} MiB at most (bound 24 MiB)`)
+  t.equal(await metricValue(cluster, 'cluster_event_stream_slow_disconnects_total'), 20, 'every stalled client was cut off')
+  const samples = listener.text().split('event: stats').length - 1
+  t.ok(samples > 100, `a client that reads kept receiving samples (${samples})`)
+  t.equal(await metricValue(cluster, 'cluster_event_stream_clients'), 1, 'only the reading client is left')
+})
+
+t.test('beyond loopback, every route but /cluster/health and the page shell needs the token', async (t) => {
+  const cluster = await startCluster(t, {}, { monitoring: { host: '0.0.0.0', token: 'events-token' } })
+  const base = `http://127.0.0.1:${cluster.monitoringPort}`
+  t.equal((await fetch(`${base}/cluster/health`)).status, 200)
+  const page = await fetch(`${base}/`)
+  t.equal(page.status, 200)
+  t.match(page.headers.get('content-type'), /^text\/html/)
+  t.notMatch(await page.text(), /"pid"|events-token/, 'the shell carries no data and no token')
+  for (const path of ['/cluster/stats', '/cluster/events', '/metrics']) {
+    t.equal((await fetch(`${base}${path}`)).status, 401, `${path} without the token`)
+    t.equal((await fetch(`${base}${path}`, { headers: { authorization: 'Bearer nope' } })).status, 403, `${path} with a wrong token`)
+  }
+  t.equal((await fetch(`${base}/cluster/stats`, { headers: { authorization: 'Bearer events-token' } })).status, 200)
+  const stream = await openStream(cluster.monitoringPort, { headers: 'authorization: Bearer events-token\r\n' })
+  t.teardown(() => stream.socket.destroy())
+  await until('a sample with the token', () => stream.text().includes('event: stats'))
+  t.pass('the stream answers with the token')
+})
