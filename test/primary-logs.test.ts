@@ -22,3 +22,17 @@ t.test('a terminal\'s Ctrl-C (SIGINT to the whole process group): a clean stop, 
   t.notMatch(cluster.output(), /cluster unhealthy|only 0 of 2 workers alive/, 'a stop is not reported as a failure')
   t.match(cluster.output(), /"msg":"cluster stopped"/)
 })
+
+t.test('every line a worker logs through Fastify\'s logger carries its workerId', async (t) => {
+  const cluster = await startCluster(t, { FIXTURE_LOG_LEVEL: 'info' })
+  const served = new Set<string>()
+  for (let i = 0; i < 6; i++) served.add(String((await get(cluster.port, '/')).headers['x-worker-id']))
+  const deadline = Date.now() + 10_000
+  const requestLines = (): any[] => cluster.output().split('\n').filter((line) => line.includes('"reqId"')).map((line) => JSON.parse(line))
+  while (requestLines().length < 12 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  const lines = requestLines()
+  t.equal(lines.length, 12, 'an incoming and a completed line per request')
+  t.same(lines.filter((line) => typeof line.workerId !== 'string'), [], 'none without a workerId')
+  t.same([...new Set(lines.map((line) => line.workerId))].sort(), [...served].sort(), 'the ids of the workers that served')
+  t.ok(lines.every((line) => line.role === undefined), 'worker lines are not the primary\'s')
+})

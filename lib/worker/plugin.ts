@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Registry } from 'prom-client'
 import fp from 'fastify-plugin'
 import { Checks, registerHealthRoutes, type HealthDeps, type ReadinessCheck } from './health.js'
@@ -54,6 +54,11 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   const headers: Array<[string, string]> = []
   if (options.workerIdHeader !== false) headers.push([options.workerIdHeader.toLowerCase(), identity.workerId])
   if (options.workerPidHeader !== false) headers.push([options.workerPidHeader.toLowerCase(), String(process.pid)])
+
+  // Every line the app logs from now on (request loggers are children made per request) names
+  // its worker, so the interleaved output of a cluster, or of PM2, can be told apart.
+  const logger = fastify.log as FastifyBaseLogger & { setBindings?: (bindings: Record<string, string>) => void }
+  if (identity.manager !== 'none') logger.setBindings?.({ workerId: identity.workerId })
 
   const traffic = new Traffic(fastify.server, options.drainIdleGrace)
   const sampler = new Sampler(traffic)
