@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { freePort, startCluster } from './helpers/cluster.js'
@@ -50,6 +51,30 @@ t.test('fastify-cluster against a running cluster: status, stats --json, health,
   const unhealthy = await cli(['health', ...port])
   t.equal(unhealthy.code, 1, 'exit 1 when not healthy')
   t.match(unhealthy.stdout, /^degraded: 1\/2 workers alive\nwarning: worker 1 gave up/)
+})
+
+t.test('fastify-cluster status --watch follows /cluster/events: a kill -9 shows as it happens; the stream ending is one line, exit 2', async (t) => {
+  const cluster = await startCluster(t, {}, { monitoring: { sampleInterval: 200 } })
+  const watcher = spawn(process.execPath, [CLI, 'status', '--watch', '1', '--port', String(cluster.monitoringPort)], { env: { ...process.env, CLUSTER_MONITORING_TOKEN: '' } })
+  let stdout = ''
+  let stderr = ''
+  watcher.stdout.on('data', (chunk) => { stdout += chunk })
+  watcher.stderr.on('data', (chunk) => { stderr += chunk })
+  const exited = new Promise<number | null>((resolve) => watcher.once('exit', resolve))
+  t.teardown(() => { watcher.kill('SIGKILL') })
+  const waitFor = async (pattern: RegExp): Promise<void> => {
+    for (let i = 0; i < 300 && !pattern.test(stdout); i++) await sleep(50)
+    t.match(stdout, pattern)
+  }
+  await waitFor(/cluster: healthy, 2\/2 workers alive/)
+  const { workers } = await cluster.call('stats')
+  process.kill(workers[0].pid, 'SIGKILL')
+  await waitFor(new RegExp(`worker:exit \\{"id":"0","pid":${workers[0].pid as number},"code":null,"signal":"SIGKILL","state":"crashed"`))
+  await waitFor(/worker:ready \{"id":"0"/)
+
+  cluster.child.kill('SIGTERM')
+  t.equal(await exited, 2, 'exit 2 once the cluster stops')
+  t.match(stderr, /^fastify-cluster: the event stream from http:\/\/127\.0\.0\.1:\d+ ended: did the cluster stop\?\n$/)
 })
 
 t.test('fastify-cluster with nothing listening: one line, exit 2', async (t) => {

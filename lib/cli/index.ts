@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 // `fastify-cluster`: the command line onto a running cluster's monitoring server.
-import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { formatAddress } from '../common/address.js'
 import { port, read } from '../common/config.js'
@@ -10,7 +9,8 @@ import type { ClusterHealth, ClusterStats, ReloadResult, WorkerStats } from '../
 const USAGE = `Usage: fastify-cluster <command> [--host H] [--port P] [--token T]
 
 Commands:
-  status [--watch S]  the workers as a table (refreshed every S seconds with --watch)
+  status [--watch S]  the workers as a table (with --watch: live, redrawn at most every S seconds
+                      and at each event, the latest events below it)
   stats [--json]      the cluster's stats (--json: one line of JSON)
   health              the cluster's health; exit 0 when healthy, 1 when not
   restart             a rolling reload; waits for it and reports the result
@@ -78,7 +78,8 @@ function resolveTarget (flags: { host?: string, port?: string, token?: string },
   return { base: `http://${formatAddress(address, portNumber)}`, token: read({ ...token, option: '--token' }, flags.token, env) }
 }
 
-async function call<T> (target: Target, method: string, path: string, accept = [200]): Promise<T> {
+/** A request to the monitoring server whose status is one of `accept`; one line (CliError) otherwise. */
+async function open (target: Target, method: string, path: string, accept = [200]): Promise<Response> {
   let response: Response
   try {
     response = await fetch(target.base + path, {
@@ -89,29 +90,60 @@ async function call<T> (target: Target, method: string, path: string, accept = [
     const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message
     throw new CliError(`nothing answers at ${target.base} (${cause}): is the cluster running, with monitoring on? see --host/--port`)
   }
-  const text = await response.text()
   if (response.status === 401 || response.status === 403) {
     throw new CliError(`${target.base} refused the token (${response.status}): set --token or CLUSTER_MONITORING_TOKEN`)
   }
   if (!accept.includes(response.status)) {
+    const text = await response.text()
     let message = text
     try { message = JSON.parse(text).message ?? text } catch {}
     throw new CliError(`${method} ${path} answered ${response.status}: ${message}`)
   }
+  return response
+}
+
+async function call<T> (target: Target, method: string, path: string, accept = [200]): Promise<T> {
+  const response = await open(target, method, path, accept)
+  const text = await response.text()
   return ((response.headers.get('content-type') ?? '').includes('json') ? JSON.parse(text) : text) as T
 }
 
 async function status (target: Target, watch: string | undefined): Promise<number> {
   const seconds = watch === undefined ? 0 : Number(watch)
   if (!(seconds >= 0)) throw new CliError(`--watch: got ${JSON.stringify(watch)}, expected seconds`)
-  for (;;) {
-    const table = formatStatus(await call<ClusterStats>(target, 'GET', '/cluster/stats'))
-    if (seconds === 0) {
-      console.log(table)
-      return 0
+  if (seconds === 0) {
+    console.log(formatStatus(await call<ClusterStats>(target, 'GET', '/cluster/stats')))
+    return 0
+  }
+  // Live from /cluster/events: the table at most every S seconds, and at once when an event comes.
+  const response = await open(target, 'GET', '/cluster/events')
+  const events: string[] = []
+  let stats: ClusterStats | undefined
+  let shown = 0
+  try {
+    for await (const { event, data } of serverSentEvents(response)) {
+      if (event === 'stats') stats = JSON.parse(data)
+      else events.splice(0, Math.max(0, events.length - 9), `${new Date().toISOString()}  ${event} ${data}`)
+      if (stats === undefined || (event === 'stats' && Date.now() - shown < seconds * 1000)) continue
+      shown = Date.now()
+      process.stdout.write(`\x1b[2J\x1b[H${new Date().toISOString()}  ${target.base}\n${formatStatus(stats)}\n\n${events.join('\n')}\n`)
     }
-    process.stdout.write(`\x1b[2J\x1b[H${new Date().toISOString()}  ${target.base}\n${table}\n`)
-    await sleep(seconds * 1000)
+  } catch {} // a connection cut (the server closing it) ends the stream like its end does
+  throw new CliError(`the event stream from ${target.base} ended: did the cluster stop?`)
+}
+
+/** The events of a `text/event-stream` response, as they arrive. */
+async function * serverSentEvents (response: Response): AsyncGenerator<{ event: string, data: string }> {
+  let buffer = ''
+  for await (const chunk of response.body?.pipeThrough(new TextDecoderStream()) ?? []) {
+    buffer += chunk
+    for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+      const frame = buffer.slice(0, end)
+      buffer = buffer.slice(end + 2)
+      const event = /^event: (.*)$/m.exec(frame)?.[1]
+      const data = /^data: (.*)$/m.exec(frame)?.[1]
+      if (event !== undefined && data !== undefined) yield { event, data }
+    }
   }
 }
 

@@ -1,0 +1,109 @@
+import http from 'node:http'
+import autocannon from 'autocannon'
+import { fmt, freePort, median, rssOf, sleep, startServer } from '../lib.mjs'
+
+// Does watching the cluster cost it anything over time? A 4-worker bootCluster under a steady
+// keep-alive load is rolling-reloaded over and over while /metrics is scraped without pause and
+// event-stream clients receive a stats sample every 10 ms. Measured: the primary's RSS after the
+// first 20 reloads (once its heap has settled) against the end, failed app requests, and the
+// /metrics latency. SOAK_RELOADS and SOAK_SCRAPES shrink it for a quick look.
+const RELOADS = Number(process.env.SOAK_RELOADS ?? 200)
+const SCRAPES = Number(process.env.SOAK_SCRAPES ?? 100_000)
+const SETTLED_AFTER = Math.min(20, RELOADS)
+const SCRAPERS = 2
+const STREAMS = 5
+const agent = new http.Agent({ keepAlive: true, maxSockets: SCRAPERS })
+
+/** One GET over a kept-alive connection; resolves with its status and duration in ms. */
+function fetchTimed (port, path) {
+  const started = performance.now()
+  return new Promise((resolve) => {
+    http.get({ host: '127.0.0.1', port, path, agent }, (response) => {
+      response.resume()
+      response.on('end', () => resolve({ status: response.statusCode, ms: performance.now() - started }))
+    }).on('error', () => resolve({ status: 0, ms: performance.now() - started }))
+  })
+}
+
+/** An event-stream client that counts the stats samples it reads. */
+function openStream (port) {
+  const stream = { samples: 0, request: undefined }
+  stream.request = http.get({ host: '127.0.0.1', port, path: '/cluster/events' }, (response) => {
+    response.setEncoding('utf8')
+    response.on('data', (chunk) => { stream.samples += chunk.split('event: stats\n').length - 1 })
+  })
+  stream.request.on('error', () => {})
+  return stream
+}
+
+export default {
+  name: 'monitoring-soak',
+  description: `${RELOADS} rolling reloads of a 4-worker cluster under autocannon -c 10 while ${fmt(SCRAPES)} /metrics scrapes (${SCRAPERS} at a time) run and ${STREAMS} /cluster/events clients get a stats sample every 10 ms`,
+  async run (scenario) {
+    const monitoring = await freePort()
+    const server = await startServer('boot.mjs', [], {
+      env: { PORT: String(await freePort()), CLUSTER_WORKERS: '4', LOG_LEVEL: 'warn', CLUSTER_MONITORING_PORT: String(monitoring), CLUSTER_MONITORING_SAMPLE_INTERVAL: '10' },
+      cpus: '0-1'
+    })
+    const primary = server.child.pid
+    try {
+      const load = autocannon({ url: `http://127.0.0.1:${server.port}/`, connections: 10, duration: 24 * 3600 })
+      const streams = Array.from({ length: STREAMS }, () => openStream(monitoring))
+      const scrapeTimes = []
+      let scrapeFailures = 0
+      let scrapesLeft = SCRAPES
+      const scrapers = Array.from({ length: SCRAPERS }, async () => {
+        while (scrapesLeft-- > 0) {
+          const { status, ms } = await fetchTimed(monitoring, '/metrics')
+          if (status === 200) scrapeTimes.push(ms)
+          else scrapeFailures++
+        }
+      })
+
+      const rss = []
+      const started = Date.now()
+      for (let reload = 1; reload <= RELOADS; reload++) {
+        const done = server.lines().filter((line) => line.event === 'reload:done').length
+        process.kill(primary, 'SIGHUP')
+        while (server.lines().filter((line) => line.event === 'reload:done').length === done) {
+          if (server.lines().some((line) => line.event === 'reload:failed')) throw new Error(`reload ${reload} failed`)
+          await sleep(20)
+        }
+        rss.push(await rssOf(primary))
+        if (reload % 20 === 0) console.log(`  monitoring-soak: ${reload} reloads, primary RSS ${fmt(rss.at(-1) / 2 ** 20, 1)} MiB, ${fmt(SCRAPES - Math.max(scrapesLeft, 0))} scrapes`)
+      }
+      await Promise.all(scrapers)
+      const minutes = (Date.now() - started) / 60_000
+      load.stop()
+      const result = await load
+      for (const stream of streams) stream.request.destroy()
+      agent.destroy()
+
+      const sorted = scrapeTimes.sort((a, b) => a - b)
+      const settled = rss[SETTLED_AFTER - 1]
+      const end = median(rss.slice(-10))
+      const growth = (end - settled) / 2 ** 20
+      const failed = result.errors + result.timeouts + result.non2xx
+      const samples = streams.reduce((sum, stream) => sum + stream.samples, 0)
+      return [
+        `${scenario.description}. One run, ${fmt(minutes, 1)} minutes.`,
+        '',
+        '| measure | value |',
+        '| --- | ---: |',
+        `| primary RSS after reload ${SETTLED_AFTER} | ${fmt(settled / 2 ** 20, 1)} MiB |`,
+        `| primary RSS at the end (median of the last 10 reloads) | ${fmt(end / 2 ** 20, 1)} MiB |`,
+        `| growth after reload ${SETTLED_AFTER} | ${fmt(growth, 2)} MiB |`,
+        `| primary RSS, highest seen after a reload | ${fmt(Math.max(...rss) / 2 ** 20, 1)} MiB |`,
+        `| app requests served / failed (errors + timeouts + non-2xx) | ${fmt(result.requests.total)} / ${failed} |`,
+        `| /metrics scrapes answered 200 / failed | ${fmt(sorted.length)} / ${scrapeFailures} |`,
+        `| /metrics latency p50 / p99 / max | ${fmt(sorted[Math.floor(sorted.length * 0.5)] ?? NaN, 1)} / ${fmt(sorted[Math.floor(sorted.length * 0.99)] ?? NaN, 1)} / ${fmt(sorted.at(-1) ?? NaN, 1)} ms |`,
+        `| stats samples received by the ${STREAMS} stream clients | ${fmt(samples)} |`,
+        '',
+        `- primary RSS growth after the first ${SETTLED_AFTER} reloads: ${fmt(growth, 2)} MiB: ${growth < 5 ? 'meets' : 'MISSES'} the goal (< 5 MB)`,
+        `- failed app requests: ${failed}: ${failed === 0 ? 'meets' : 'MISSES'} the goal (0)`
+      ].join('\n')
+    } finally {
+      await server.stop()
+    }
+  }
+}
