@@ -1,9 +1,11 @@
+import type { SendHandle } from 'node:child_process'
 import cluster from 'node:cluster'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyListenOptions } from 'fastify'
 import { listenOrExplain } from './common/address.js'
 import { FCK_INVALID_FACTORY, FCK_INVALID_OPTION } from './common/errors.js'
 import { detectIdentity, workerEnv, type Identity } from './common/identity.js'
 import { resolveOptions, type ClusterPluginOptions } from './worker/options.js'
+import { kChannel, type WorkerChannel } from './worker/channel.js'
 import { clusterPlugin } from './worker/plugin.js'
 import { createLogger } from './primary/log.js'
 import { resolveBootOptions, type BootClusterOptions, type ResolvedBootOptions } from './primary/options.js'
@@ -58,7 +60,7 @@ async function runWorker (factory: AppFactory, options: ResolvedBootOptions, ide
     const app: unknown = await factory()
     if (!isFastify(app)) throw new FCK_INVALID_FACTORY(describe(app))
     if (!app.hasDecorator('cluster')) await app.register(clusterPlugin, pluginOptions(options))
-    await listen(app, options)
+    await listen(app, options, identity)
     return app
   } catch (error) {
     if (identity.manager !== 'bootCluster') throw error
@@ -71,9 +73,27 @@ async function runWorker (factory: AppFactory, options: ResolvedBootOptions, ide
   }
 }
 
-async function listen (app: FastifyInstance, { port, host }: ResolvedBootOptions): Promise<void> {
-  await listenOrExplain(async () => await app.listen({ port, host }), host, port,
-    process.env.PORT === undefined ? 'the port option or its default' : `PORT=${process.env.PORT}`)
+/** How long a worker waits for the primary to answer its listener request (it answers at once). */
+const LISTENER_WAIT = 10_000
+
+async function listen (app: FastifyInstance, { port, host, balancing }: ResolvedBootOptions, identity: Identity): Promise<void> {
+  const source = process.env.PORT === undefined ? 'the port option or its default' : `PORT=${process.env.PORT}`
+  if (balancing !== 'reuseport' || identity.manager !== 'bootCluster') {
+    return await listenOrExplain(async () => await app.listen({ port, host }), host, port, source)
+  }
+  // Kernel balancing: this worker's own SO_REUSEPORT socket, or the one its slot's last worker
+  // opened, which the primary kept (see lib/primary/balancing.ts).
+  await app.ready()
+  const channel = (app as unknown as Record<symbol, WorkerChannel | undefined>)[kChannel]
+  if (channel === undefined) throw new Error('clusterPlugin is not registered on this instance')
+  const held = await channel.heldListener(identity.workerId, LISTENER_WAIT)
+  if (held !== undefined) {
+    // Node takes a listening handle in place of an address; Fastify passes its options through.
+    await app.listen({ handle: held, host } as unknown as FastifyListenOptions)
+    return
+  }
+  await listenOrExplain(async () => await app.listen({ port, host, reusePort: true } as FastifyListenOptions), host, port, source)
+  await sendToPrimary({ type: 'fck:listener-bound', workerId: identity.workerId, pid: process.pid }, (app.server as unknown as { _handle: SendHandle })._handle)
 }
 
 function isFastify (value: unknown): value is FastifyInstance {

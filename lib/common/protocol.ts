@@ -1,3 +1,4 @@
+import type { SendHandle } from 'node:child_process'
 import type { WorkerSample } from './sample.js'
 
 // The typed IPC messages the worker and the primary exchange. Nothing else crosses the
@@ -43,6 +44,10 @@ export type WorkerMessage =
   | { type: 'fck:metrics-final', workerId: string, pid: number, metrics: MetricJSON[] }
   /** Asks for the cluster's metrics as Prometheus text (`metrics.endpoint` on the app's port); answered by `fck:scrape-result`. */
   | { type: 'fck:scrape', id: number }
+  /** reuseport balancing: asks for the slot's socket before listening; answered by `fck:listener`. */
+  | { type: 'fck:listener-request', workerId: string, pid: number }
+  /** reuseport balancing: sent with the socket the worker opened, for the primary to hold (see lib/primary/balancing.ts). */
+  | { type: 'fck:listener-bound', workerId: string, pid: number }
   /** Answered by `fck:state-result` with the same id: the requests a worker made in one turn of its event loop. */
   | { type: 'fck:state', id: number, requests: StateRequest[] }
 
@@ -50,6 +55,8 @@ export type PrimaryMessage =
   | { type: 'fck:shutdown', reason: string }
   /** Asks for the worker's metrics for one scrape; the worker answers `fck:metrics` with this id. */
   | { type: 'fck:metrics-request', id: number }
+  /** Sent with the slot's held socket as its handle when `held`; otherwise the worker opens one. */
+  | { type: 'fck:listener', held: boolean }
   /** `text` is undefined when the scrape failed. */
   | { type: 'fck:scrape-result', id: number, text: string | undefined }
   /** The answers, in the requests' order (a Tally for incr, `{ current, ttl }` for read, the session's JSON or null for get). */
@@ -66,24 +73,27 @@ function hasType (message: unknown): message is { type: unknown } {
 }
 
 export function isPrimaryMessage (message: unknown): message is PrimaryMessage {
-  return hasType(message) && ['fck:shutdown', 'fck:metrics-request', 'fck:scrape-result', 'fck:state-result'].includes(message.type as string)
+  return hasType(message) && ['fck:shutdown', 'fck:metrics-request', 'fck:listener', 'fck:scrape-result', 'fck:state-result'].includes(message.type as string)
 }
 
 export function isWorkerMessage (message: unknown): message is WorkerMessage {
   return hasType(message) &&
-    ['fck:ready', 'fck:heartbeat', 'fck:draining', 'fck:failed', 'fck:metrics', 'fck:metrics-final', 'fck:scrape', 'fck:state'].includes(message.type as string)
+    ['fck:ready', 'fck:heartbeat', 'fck:draining', 'fck:failed', 'fck:metrics', 'fck:metrics-final', 'fck:scrape', 'fck:listener-request', 'fck:listener-bound', 'fck:state'].includes(message.type as string)
 }
 
 /**
  * Sends when an IPC channel is open; a closed channel is not an error (the primary may be gone).
  * Resolves once the message is handed to the channel, so a worker can send and then exit.
+ * `handle`: a socket or server to pass along (see Node's `subprocess.send()`).
  */
-export async function sendToPrimary (message: WorkerMessage): Promise<void> {
+export async function sendToPrimary (message: WorkerMessage, handle?: SendHandle): Promise<void> {
   if (process.send === undefined || !process.connected) return
-  await new Promise<void>((resolve) => process.send?.(message, undefined, {}, () => resolve()))
+  await new Promise<void>((resolve) => process.send?.(message, handle, {}, () => resolve()))
 }
 
 /** What a primary sends a worker; typed so nothing untyped crosses the channel. */
-export function sendToWorker (child: { send: (message: PrimaryMessage) => unknown, isConnected: () => boolean }, message: PrimaryMessage): void {
-  if (child.isConnected()) child.send(message)
+export function sendToWorker (
+  child: { send: (message: PrimaryMessage, handle?: SendHandle) => unknown, isConnected: () => boolean }, message: PrimaryMessage, handle?: SendHandle
+): void {
+  if (child.isConnected()) child.send(message, handle)
 }

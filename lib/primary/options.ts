@@ -4,7 +4,7 @@ import { FCK_INVALID_OPTION, FCK_MONITORING_UNPROTECTED } from '../common/errors
 import type { ClusterPluginOptions } from '../worker/options.js'
 import type { PrimaryStoreLimits } from '../shared-state/primary-store.js'
 import type { LevelName } from './log.js'
-import { BOOT_SETTINGS, LIMITS, MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS } from './settings.js'
+import { BOOT_SETTINGS, LIMITS, MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS, type Balancing } from './settings.js'
 
 /** Options of `bootCluster()`. Options win over environment variables, which win over defaults. */
 export interface BootClusterOptions {
@@ -89,6 +89,17 @@ export interface BootClusterOptions {
    */
   healthReportInterval?: number
   /**
+   * Who spreads connections over the workers. `round-robin`: the primary accepts each one and
+   * passes it to a worker (node:cluster's default; every platform). `reuseport`: each worker
+   * listens with SO_REUSEPORT and the kernel spreads them, so no connection crosses the primary
+   * (Linux, Node >= 22.12, a fixed port and an address, not `localhost`); a slot's socket is kept
+   * by the primary across its worker's replacement, so a reload or a crash resets nothing queued
+   * on it. `auto`: reuseport where it is supported. Where it is not, round-robin, with one log line
+   * saying why. Environment: `CLUSTER_BALANCING`.
+   * @default 'round-robin'
+   */
+  balancing?: Balancing
+  /**
    * The primary's monitoring server (the status page at `/`, `/cluster/health`, `/cluster/stats`,
    * `/cluster/events`, `/metrics`, `POST /cluster/restart`); `false` starts none. Environment: `CLUSTER_MONITORING_PORT`
    * (`false` disables), `CLUSTER_MONITORING_HOST`, `CLUSTER_MONITORING_TOKEN`.
@@ -170,6 +181,7 @@ export interface ResolvedBootOptions {
   maxMemory: number | undefined
   gracefulTimeout: number
   healthReportInterval: number
+  balancing: Balancing
   logLevel: LevelName
   monitoring: ResolvedMonitoringOptions | false
   onPrimary: (() => void | Promise<void>) | undefined
@@ -233,6 +245,7 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env, mayFo
     maxMemory: read(setting.maxMemory, options.maxMemory, env),
     gracefulTimeout: read(setting.gracefulTimeout, options.gracefulTimeout, env),
     healthReportInterval: read(setting.healthReportInterval, options.healthReportInterval, env),
+    balancing: read(setting.balancing, options.balancing, env),
     logLevel: primary ? read(setting.logLevel, undefined, env) : setting.logLevel.default,
     monitoring: primary ? resolveMonitoring(options.monitoring, env) : false,
     onPrimary: options.onPrimary,

@@ -15,8 +15,11 @@ export class RestartPolicy {
 
   constructor (private readonly options: Options, private readonly start: (slot: Slot, delay: number) => void) {}
 
-  /** The slot's current worker exited (`readyAt` undefined: it never listened). */
-  afterExit (slot: Slot, readyAt: number | undefined): void {
+  /**
+   * The slot's current worker exited (`readyAt` undefined: it never listened). Returns in how many
+   * ms the next one starts, or undefined when none will.
+   */
+  afterExit (slot: Slot, readyAt: number | undefined): number | undefined {
     const { restartDelay, maxRestartDelay, maxRestarts, restartWindow, givenUpRetryDelay } = this.options
     let delay = 0
     if (readyAt !== undefined && Date.now() - readyAt >= restartWindow) {
@@ -25,7 +28,7 @@ export class RestartPolicy {
       slot.earlyCrashes++
       if (slot.earlyCrashes > maxRestarts) {
         slot.apply('give-up', { reason: `${slot.earlyCrashes} early crashes in a row` })
-        if (givenUpRetryDelay === 0) return
+        if (givenUpRetryDelay === 0) return undefined
         delay = givenUpRetryDelay
       } else {
         delay = Math.min(restartDelay * 2 ** (slot.earlyCrashes - 1), maxRestartDelay)
@@ -37,6 +40,7 @@ export class RestartPolicy {
       slot.restarts++
       this.start(slot, delay)
     }, delay)
+    return delay
   }
 
   /** The cluster stops: no more restarts. */

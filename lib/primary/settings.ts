@@ -5,6 +5,9 @@ import { LEVEL_NAMES, type LevelName } from './log.js'
 // bootCluster's settings, declared once each: options.ts reads them, the CLI reads the monitoring
 // ones, and README's configuration table is generated from them.
 
+export const BALANCING_MODES = ['round-robin', 'reuseport', 'auto'] as const
+export type Balancing = typeof BALANCING_MODES[number]
+
 /** Fixed by the kit, not settings. */
 export const LIMITS = {
   /** The exponential restart back-off stops growing here. */
@@ -63,6 +66,14 @@ export const BOOT_SETTINGS = {
     shown: '0.0.0.0',
     doc: 'host the app listens on'
   } satisfies Setting<string>,
+  balancing: {
+    option: 'balancing',
+    env: 'CLUSTER_BALANCING',
+    kind: oneOf(BALANCING_MODES),
+    default: 'round-robin',
+    shown: 'round-robin',
+    doc: 'who spreads connections over the workers: the primary (node:cluster round-robin), the kernel (`reuseport`: each worker listens with SO_REUSEPORT; Linux, Node >= 22.12), or `auto` (reuseport where supported); unsupported falls back to round-robin with one log line'
+  } satisfies Setting<Balancing>,
   maxRestarts: {
     option: 'maxRestarts',
     env: 'MAX_WORKER_RESTARTS',

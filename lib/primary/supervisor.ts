@@ -1,3 +1,4 @@
+import type { SendHandle } from 'node:child_process'
 import type { Worker } from 'node:cluster'
 import type { FastifyInstance } from 'fastify'
 import { EventEmitter } from 'node:events'
@@ -6,6 +7,7 @@ import type { Series } from './aggregate.js'
 import { FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_START_FAILED } from '../common/errors.js'
 import { workerEnv } from '../common/identity.js'
 import { sendToWorker, type MetricJSON, type WorkerMessage } from '../common/protocol.js'
+import { chooseBalancing, checkPortFree, HeldSockets, tcpMigrateReq, type Mode, type SocketHandle } from './balancing.js'
 import { HandoffRescue } from './handoff.js'
 import { HealthWatch } from './health-watch.js'
 import { MetricsLedger } from './metrics-ledger.js'
@@ -50,6 +52,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   #timers: NodeJS.Timeout[] = []
   #monitoring: FastifyInstance | undefined
   readonly #state: SharedState
+  #balancing: Mode = 'round-robin'
+  readonly #sockets = new HeldSockets()
 
   constructor (private readonly options: ResolvedBootOptions, private readonly log: PrimaryLogger) {
     super()
@@ -78,6 +82,12 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     }, this.log)
     this.#guard = new OrphanGuard(this.log)
     this.log.info({ workers: this.options.workers, port: this.options.port }, 'cluster starting')
+    try {
+      await this.#chooseBalancing()
+    } catch (error) {
+      await this.#stop()
+      throw error
+    }
     const started = Date.now()
     const monitoring = this.#startMonitoring()
     try {
@@ -95,6 +105,18 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     if (this.options.healthReportInterval > 0) {
       this.#timers.push(setInterval(() => this.#report(), this.options.healthReportInterval).unref())
     }
+  }
+
+  async #chooseBalancing (): Promise<void> {
+    const { balancing, port, host } = this.options
+    const { mode, reason } = chooseBalancing(balancing, { port, host })
+    this.#balancing = mode
+    if (reason !== undefined) this.log[balancing === 'auto' ? 'info' : 'warn'](reason)
+    if (mode === 'round-robin') return
+    // Round-robin's one listener fails on a port in use; SO_REUSEPORT sockets would share it instead.
+    await checkPortFree(port, host, process.env.PORT === undefined ? 'the port option or its default' : `PORT=${process.env.PORT}`)
+    this.log.info({ balancing: mode, tcpMigrateReq: tcpMigrateReq() },
+      'balancing: reuseport (each worker listens on its slot\'s SO_REUSEPORT socket, which the primary keeps across replacements)')
   }
 
   async #startMonitoring (): Promise<void> {
@@ -230,9 +252,9 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
 
   #fork (slot: Slot, role: WorkerEntry['role']): WorkerEntry {
     // Only what the worker needs on top of the primary's environment, which cluster.fork() passes on.
-    const env = workerEnv({}, slot.id, this.options, !this.#starting)
+    const env = { ...workerEnv({}, slot.id, this.options, !this.#starting), CLUSTER_BALANCING: this.#balancing }
     const entry = forkWorker(slot, role, env, this.options.readyTimeout, this.log, {
-      onMessage: (entry, message) => this.#onMessage(entry, message),
+      onMessage: (entry, message, handle) => this.#onMessage(entry, message, handle),
       onGone: (entry, code, signal) => {
         this.#entries.delete(entry)
         this.#updateGuard()
@@ -264,7 +286,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     }
   }
 
-  #onMessage (entry: WorkerEntry, message: WorkerMessage): void {
+  #onMessage (entry: WorkerEntry, message: WorkerMessage, handle: unknown): void {
     const { slot } = entry
     const current = entry.role === 'current' && slot.worker === entry
     switch (message.type) {
@@ -294,6 +316,14 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       case 'fck:scrape':
         this.scrape().catch(() => undefined).then((text) => sendToWorker(entry.worker, { type: 'fck:scrape-result', id: message.id, text }))
         break
+      case 'fck:listener-request': {
+        const held = this.#sockets.get(slot.id)
+        sendToWorker(entry.worker, { type: 'fck:listener', held: held !== undefined }, held as SendHandle | undefined)
+        break
+      }
+      case 'fck:listener-bound':
+        if (handle !== undefined && entry.role !== 'retiring') this.#sockets.hold(slot.id, handle as SocketHandle)
+        break
       case 'fck:state':
         sendToWorker(entry.worker, { type: 'fck:state-result', id: message.id, values: message.requests.map((request) => this.#state.handle(request)) })
         break
@@ -312,7 +342,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     // A failure before listening during the first start aborts the start (see start()).
     if (this.#stopping !== undefined || (this.#starting && entry.readyAt === undefined)) return
     if (slot.candidate !== undefined) return // a reload or recycle is already bringing up its successor
-    this.#restarts.afterExit(slot, entry.readyAt)
+    // A slot left without a worker for a while lets its socket go: connections would wait on it.
+    if (this.#restarts.afterExit(slot, entry.readyAt) !== 0) this.#sockets.release(slot.id)
   }
 
   /** Recycles a worker the recycle policy says uses too much memory, if nothing else is replacing it. */
@@ -370,6 +401,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       for (const timer of this.#timers) clearInterval(timer)
       this.#health.stop()
       this.#restarts.stop(this.#slots)
+      // The workers' own descriptors keep each socket open until their drain closes it.
+      this.#sockets.releaseAll()
       const entries = [...this.#entries]
       let clean = true
       for (const entry of entries) {

@@ -5,7 +5,7 @@ import type { Slot, WorkerEntry } from './slot.js'
 
 export interface WorkerHooks {
   /** Every typed message of the worker; `fck:ready` has already marked the entry ready. */
-  onMessage: (entry: WorkerEntry, message: WorkerMessage) => void
+  onMessage: (entry: WorkerEntry, message: WorkerMessage, handle: unknown) => void
   /** The worker exited, or could not be forked (code and signal null); once per entry. */
   onGone: (entry: WorkerEntry, code: number | null, signal: string | null) => void
 }
@@ -61,14 +61,14 @@ export function forkWorker (
     hooks.onGone(entry, code, signal)
     onExited()
   }
-  worker.on('message', (message: unknown) => {
+  worker.on('message', (message: unknown, handle: unknown) => {
     if (!isWorkerMessage(message)) return
     if (message.type === 'fck:ready') {
       clearTimeout(readyTimer)
       entry.readyAt = entry.lastHeartbeat = Date.now()
       onReady()
     }
-    hooks.onMessage(entry, message)
+    hooks.onMessage(entry, message, handle)
   })
   worker.once('exit', gone)
   worker.on('error', (error: Error) => {

@@ -2,7 +2,10 @@ import { Correlator } from '../common/correlator.js'
 import { FCK_STORE_UNAVAILABLE } from '../common/errors.js'
 import { isPrimaryMessage, PM2_SHUTDOWN_MESSAGE, sendToPrimary, type PrimaryMessage, type StateRequest } from '../common/protocol.js'
 
-type Handler<T extends PrimaryMessage['type']> = (message: Extract<PrimaryMessage, { type: T }>) => void
+type Handler<T extends PrimaryMessage['type']> = (message: Extract<PrimaryMessage, { type: T }>, handle?: unknown) => void
+
+/** Where the plugin leaves its channel on the Fastify instance, for bootCluster's listen (lib/boot.ts). */
+export const kChannel = Symbol('fastify-cluster-kit.channel')
 
 /**
  * A worker's one listener on its IPC channel: what the primary (or PM2) sends is dispatched by
@@ -10,7 +13,7 @@ type Handler<T extends PrimaryMessage['type']> = (message: Extract<PrimaryMessag
  * to their answers. Listening starts with the first handler and ends with `close()`.
  */
 export class WorkerChannel {
-  readonly #handlers = new Map<string, (message: any) => void>()
+  readonly #handlers = new Map<string, (message: any, handle?: unknown) => void>()
   readonly #requests = new Correlator<unknown[]>()
   readonly #scrapes = new Correlator<string | undefined>()
   #listening = false
@@ -40,6 +43,21 @@ export class WorkerChannel {
       () => new Error(`the primary sent no metrics within ${timeout} ms`))
   }
 
+  /**
+   * reuseport balancing: the slot's socket the primary holds (a raw handle to listen on), or
+   * undefined when the worker is to open one; rejects after `timeout` ms without an answer.
+   */
+  async heldListener (workerId: string, timeout: number): Promise<unknown> {
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the primary did not answer fck:listener-request within ${timeout} ms`)), timeout)
+      this.on('fck:listener', ({ held }, handle) => {
+        clearTimeout(timer)
+        resolve(held ? handle : undefined)
+      })
+      sendToPrimary({ type: 'fck:listener-request', workerId, pid: process.pid }).catch(reject)
+    })
+  }
+
   close (): void {
     process.removeListener('message', this.#dispatch)
     this.#listening = false
@@ -47,8 +65,8 @@ export class WorkerChannel {
     this.#scrapes.cancel(new Error('the plugin closed'))
   }
 
-  #dispatch = (message: unknown): void => {
+  #dispatch = (message: unknown, handle: unknown): void => {
     if (message === PM2_SHUTDOWN_MESSAGE) this.#handlers.get('fck:shutdown')?.({ type: 'fck:shutdown', reason: 'pm2 shutdown message' })
-    else if (isPrimaryMessage(message)) this.#handlers.get(message.type)?.(message)
+    else if (isPrimaryMessage(message)) this.#handlers.get(message.type)?.(message, handle)
   }
 }

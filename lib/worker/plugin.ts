@@ -13,7 +13,7 @@ import type { SharedStateBackend } from '../shared-state/options.js'
 import { chooseBackend, registerSharedState } from '../shared-state/register.js'
 import { Shutdown } from './shutdown.js'
 import { Traffic } from './traffic.js'
-import { WorkerChannel } from './channel.js'
+import { kChannel, WorkerChannel } from './channel.js'
 
 /** `fastify.cluster`: what a route or plugin may ask about the worker it runs in. */
 export interface ClusterDecorator {
@@ -65,6 +65,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   const checks = new Checks(options.checkTimeout)
   const shutdown = new Shutdown(fastify, traffic, options, identity)
   const channel = new WorkerChannel()
+  Object.defineProperty(fastify, kChannel, { value: channel })
   // Imported here, not at the top: the primary loads this module too (through index.ts) and must
   // not pay for prom-client, which only workers use.
   const metrics = options.metrics === false ? undefined : new (await import('./metrics.js')).WorkerMetrics(options.metrics, identity)

