@@ -1,4 +1,7 @@
 import { execFileSync } from 'node:child_process'
+import { rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import t from 'tap'
@@ -20,8 +23,8 @@ function listeners (port: number): Array<{ inode: string, pids: number[] }> {
   }))
 }
 
-async function reuseportCluster (t: Parameters<typeof startCluster>[0], boot: Record<string, unknown> = {}): Promise<ClusterFixture> {
-  return await startCluster(t, { LOG_LEVEL: 'info' }, { balancing: 'reuseport', ...boot })
+async function reuseportCluster (t: Parameters<typeof startCluster>[0], boot: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<ClusterFixture> {
+  return await startCluster(t, { LOG_LEVEL: 'info', ...env }, { balancing: 'reuseport', ...boot })
 }
 
 const workerPids = async (cluster: ClusterFixture): Promise<number[]> => (await cluster.call('stats')).workers.map((worker: any) => worker.pid)
@@ -60,6 +63,31 @@ t.test('reuseport: a slot keeps its socket across a kill -9 and a rolling reload
   t.same(after.map(({ inode }) => inode).sort(), before, 'and so do the workers of a reload')
   const workers = await workerPids(cluster)
   t.same(after.map(({ pids }) => pids.filter((pid) => workers.includes(pid)).length), [1, 1], 'each held by one current worker')
+})
+
+t.test('reuseport: while a killed worker\'s replacement starts, another worker accepts on its socket: new connections are served at once', { skip: unsupported }, async (t) => {
+  const slow = join(tmpdir(), `fck-slow-start-${process.pid}-${Date.now()}`)
+  t.teardown(() => rmSync(slow, { force: true }))
+  const cluster = await reuseportCluster(t, { restartWindow: 0 }, { FIXTURE_SLOW_START_FILE: slow })
+  const [victim, survivor] = await workerPids(cluster) as [number, number]
+  const socketOf = (pid: number): string | undefined => listeners(cluster.port).find(({ pids }) => pids.includes(pid))?.inode
+  const deadSocket = socketOf(victim)
+  writeFileSync(slow, 'the replacement takes 3 s to start')
+  process.kill(victim, 'SIGKILL')
+  await cluster.waitForEvent((event) => event.event === 'worker:exit' && event.pid === victim)
+  // Each request on a new connection: half of them land on the dead worker's socket.
+  const started = Date.now()
+  const answers = []
+  for (let i = 0; i < 30; i++) answers.push(await get(cluster.port, '/'))
+  const took = Date.now() - started
+  t.same([...new Set(answers.map((answer) => answer.status))], [200])
+  t.same([...new Set(answers.map((answer) => answer.headers['x-worker-pid']))], [String(survivor)], 'all served by the surviving worker')
+  t.ok(took < 2500, `30 new connections served in ${took} ms, before the replacement is up (3 s)`)
+  t.ok(listeners(cluster.port).some(({ inode, pids }) => inode === deadSocket && pids.includes(survivor)), 'the survivor holds the dead worker\'s socket')
+  const ready = await cluster.waitForEvent((event) => event.event === 'worker:ready' && event.id === '0' && event.pid !== victim)
+  await sleep(200)
+  t.equal(socketOf(ready.pid), deadSocket, 'the replacement listens on the slot\'s socket')
+  t.notOk(listeners(cluster.port).some(({ inode, pids }) => inode === deadSocket && pids.includes(survivor)), 'and the survivor let it go')
 })
 
 t.test('reuseport: rolling reload under keep-alive load: 0 failed requests', { skip: unsupported }, async (t) => {

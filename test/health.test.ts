@@ -22,7 +22,7 @@ t.test('live, ready and the JSON report', async (t) => {
     memory: { rss: Number, heapUsed: Number, heapTotal: Number, external: Number },
     cpu: { percent: Number },
     eventLoop: { p50: Number, p99: Number, max: Number, utilization: Number },
-    requests: { total: Number, inFlight: 1 },
+    requests: { total: Number, inFlight: 1, latencyP99: Number },
     checks: {}
   })
   t.ok(body.memory.rss > 0 && body.requests.total >= 3)

@@ -33,8 +33,10 @@ t.test('under our primary: a ready message, then heartbeats with stats', async (
     heapTotal: Number,
     cpu: { user: Number, system: Number, percent: Number },
     eventLoop: { p50: Number, p99: Number, max: Number, utilization: Number },
-    requests: { total: 5, inFlight: 0 }
+    requests: { total: 5, inFlight: 0, latencyP99: Number }
   })
+  t.ok(beats.some((beat) => beat.sample.requests.latencyP99 > 0), 'the window with the 5 requests has their p99 latency')
+  t.equal(last.sample.requests.latencyP99, 0, 'a window without requests has none')
   t.ok(sample.rss > 10_000_000, 'rss in bytes')
   t.ok(sample.eventLoop.utilization >= 0 && sample.eventLoop.utilization <= 1)
 

@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { chromium, type Page } from 'playwright-core'
 import t from 'tap'
 import { startCluster } from './helpers/cluster.js'
@@ -55,6 +57,30 @@ t.test('the status page shows both workers live: a kill -9 and a rolling reload 
   await page.waitForFunction(`[...document.querySelectorAll('td.pid')].every((cell) => !${JSON.stringify(before)}.includes(cell.textContent)) &&
     [...document.querySelectorAll('td.state')].every((cell) => cell.textContent === 'ready')`, undefined, { timeout: 30_000 })
   t.pass('after the reload both rows show new pids, ready')
+  // The charts draw the history points (one per sampleInterval) as one line per worker.
+  await page.waitForFunction('[...document.querySelectorAll(\'#chart-rss polyline\')].filter((line) => line.getAttribute(\'points\').split(\' \').length >= 3).length >= 2',
+    undefined, { timeout: 30_000 })
+  t.pass('the RSS chart has a line per worker')
+  // Filled from the workers' heartbeats and two history points: waited for, not read at once.
+  await page.locator('tr[data-slot="0"] td.utilization', { hasText: /^\d+ %$/ }).waitFor()
+  await page.locator('tr[data-slot="0"] td.rps', { hasText: /^\d+(\.\d)?$/ }).waitFor()
+  await page.locator('tr[data-slot="0"] td.inflight', { hasText: /^\d+$/ }).waitFor()
+  t.pass('event-loop utilisation, requests/s and in-flight columns')
+
+  const folder = join(tmpdir(), 'fastify-cluster-kit-screenshots')
+  mkdirSync(folder, { recursive: true })
+  for (const colorScheme of ['light', 'dark'] as const) {
+    for (const width of [1280, 390]) {
+      await page.emulateMedia({ colorScheme })
+      await page.setViewportSize({ width, height: width > 500 ? 900 : 844 })
+      const path = join(folder, `status-${colorScheme}-${width}.png`)
+      await page.screenshot({ path, fullPage: true })
+      t.ok(statSync(path).size > 10_000, `${path} written`)
+    }
+  }
+  // On a phone's width the page fits; only the table scrolls sideways, inside its own box.
+  t.equal(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), true, 'no sideways scrolling of the page at 390 px')
+  t.comment(`screenshots (light and dark, 1280 and 390 px wide): ${folder}`)
   t.same(errors, [], 'no script error on the page')
   t.same(requests.filter((url) => !url.startsWith(`http://127.0.0.1:${cluster.monitoringPort}/`)), [], 'nothing loaded from elsewhere')
 })

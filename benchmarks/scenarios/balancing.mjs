@@ -12,7 +12,7 @@ import { fmt, freePort, interleave, median, sleep, startServer } from '../lib.mj
 const run = promisify(execFile)
 const TICK_MS = 1000 / 100 // USER_HZ on Linux
 
-const variants = ['round-robin', 'reuseport']
+const variants = (process.env.BALANCING_VARIANTS ?? 'round-robin,reuseport').split(',')
 
 async function start (balancing) {
   return await startServer('boot.mjs', [], {
@@ -42,6 +42,7 @@ async function wrk (port, { seconds, close }) {
     p99: p99 === null ? NaN : Number(p99[1]) * { us: 0.001, ms: 1, s: 1000 }[p99[2]],
     errors: connect + read + write + timeout,
     resets: read,
+    timeouts: timeout,
     non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0)
   }
 }
@@ -60,7 +61,7 @@ async function during (server, act) {
   await sleep(2000)
   await act()
   const result = await load
-  return result.errors + result.non2xx
+  return { failed: result.errors + result.non2xx, resets: result.resets, timeouts: result.timeouts }
 }
 
 async function reload (server) {
@@ -92,7 +93,7 @@ export default {
           const killFailed = await during(server, async () => await killOne(server))
           runs[name].push({ keepAlive, close, reloadFailed, killFailed })
           console.log(`  balancing ${name}: keep-alive ${fmt(keepAlive.rps)} req/s (primary ${fmt(keepAlive.primaryCpuUs, 2)} µs/req), ` +
-            `close ${fmt(close.rps)} req/s p99 ${fmt(close.p99, 1)} ms (primary ${fmt(close.primaryCpuUs, 2)} µs/req), failed: reload ${reloadFailed}, kill -9 ${killFailed}`)
+            `close ${fmt(close.rps)} req/s p99 ${fmt(close.p99, 1)} ms (primary ${fmt(close.primaryCpuUs, 2)} µs/req), failed: reload ${JSON.stringify(reloadFailed)}, kill -9 ${JSON.stringify(killFailed)}`)
         } finally {
           await server.stop()
         }

@@ -57,6 +57,9 @@ export type PrimaryMessage =
   | { type: 'fck:metrics-request', id: number }
   /** Sent with the slot's held socket as its handle when `held`; otherwise the worker opens one. */
   | { type: 'fck:listener', held: boolean }
+  /** reuseport balancing: sent with the socket of `slot`, whose worker died, to accept on until `fck:release`. */
+  | { type: 'fck:adopt', slot: string }
+  | { type: 'fck:release', slot: string }
   /** `text` is undefined when the scrape failed. */
   | { type: 'fck:scrape-result', id: number, text: string | undefined }
   /** The answers, in the requests' order (a Tally for incr, `{ current, ttl }` for read, the session's JSON or null for get). */
@@ -73,7 +76,7 @@ function hasType (message: unknown): message is { type: unknown } {
 }
 
 export function isPrimaryMessage (message: unknown): message is PrimaryMessage {
-  return hasType(message) && ['fck:shutdown', 'fck:metrics-request', 'fck:listener', 'fck:scrape-result', 'fck:state-result'].includes(message.type as string)
+  return hasType(message) && ['fck:shutdown', 'fck:metrics-request', 'fck:listener', 'fck:adopt', 'fck:release', 'fck:scrape-result', 'fck:state-result'].includes(message.type as string)
 }
 
 export function isWorkerMessage (message: unknown): message is WorkerMessage {

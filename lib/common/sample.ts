@@ -19,8 +19,11 @@ export const MemorySchema = { type: 'object', properties: { rss: number, heapUse
 /** Event-loop delay over the window in milliseconds, and utilization (0..1). */
 export const EventLoopSchema = { type: 'object', properties: { p50: number, p99: number, max: number, utilization: number } } as const
 
-/** Requests since start, and those in flight at the end of the window. */
-export const RequestsSchema = { type: 'object', properties: { total: integer, inFlight: integer } } as const
+/**
+ * Requests since start, those in flight at the end of the window, and the window's p99 latency
+ * in ms from the request histogram (0 with no request, or with metrics off).
+ */
+export const RequestsSchema = { type: 'object', properties: { total: integer, inFlight: integer, latencyP99: number } } as const
 
 /** What a worker measured over one heartbeat window; `cpu`: microseconds and percent of one core. */
 export const WorkerSampleSchema = {

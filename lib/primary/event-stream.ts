@@ -15,20 +15,20 @@ export const MAX_CLIENTS = 100
 export const MAX_UNREAD = 64 * 1024
 
 /**
- * `GET /cluster/events`: Server-Sent Events to every connected client, the supervisor's events
- * as they happen and a `stats` sample (what `/cluster/stats` answers) on connect and every
- * `interval` ms. Each message is rendered once and written to every client.
+ * `GET /cluster/events`: Server-Sent Events to every connected client: the supervisor's events as
+ * they happen, a `stats` sample (what `/cluster/stats` answers) on connect, and whatever the
+ * monitoring server broadcasts (its periodic samples). Each message is rendered once and written
+ * to every client.
  */
 export class EventStream {
   readonly #clients = new Set<ServerResponse>()
   readonly #listeners: Array<[keyof ClusterEvents, (detail: unknown) => void]> = []
-  #timer: NodeJS.Timeout | undefined
   /** Clients disconnected for leaving more than MAX_UNREAD bytes unread. */
   slowDisconnects = 0
 
-  constructor (private readonly cluster: ClusterHandle, private readonly interval: number) {
+  constructor (private readonly cluster: ClusterHandle) {
     for (const event of FORWARDED) {
-      const listener = (detail: unknown): void => this.#broadcast(event, detail)
+      const listener = (detail: unknown): void => this.broadcast(event, detail)
       cluster.on(event, listener)
       this.#listeners.push([event, listener])
     }
@@ -47,27 +47,17 @@ export class EventStream {
       'x-accel-buffering': 'no'
     })
     this.#clients.add(response)
-    response.once('close', () => {
-      this.#clients.delete(response)
-      if (this.#clients.size === 0) this.#stopSamples()
-    })
+    response.once('close', () => this.#clients.delete(response))
     // The browser's EventSource waits this long before it reconnects.
     this.#write(response, `retry: 2000\n${frame('stats', this.cluster.stats())}`)
-    this.#timer ??= setInterval(() => this.#broadcast('stats', this.cluster.stats()), this.interval).unref()
   }
 
   close (): void {
-    this.#stopSamples()
     for (const [event, listener] of this.#listeners) this.cluster.off(event, listener)
     for (const client of this.#clients) client.destroy()
   }
 
-  #stopSamples (): void {
-    clearInterval(this.#timer)
-    this.#timer = undefined
-  }
-
-  #broadcast (event: string, detail: unknown): void {
+  broadcast (event: string, detail: unknown): void {
     if (this.#clients.size === 0) return
     const text = frame(event, detail)
     for (const client of this.#clients) this.#write(client, text)

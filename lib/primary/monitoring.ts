@@ -4,6 +4,7 @@ import { describeAddress, listenOrExplain } from '../common/address.js'
 import { PROMETHEUS_TEXT } from '../common/protocol.js'
 import type { PrimaryLogger } from './log.js'
 import { EventStream, MAX_CLIENTS } from './event-stream.js'
+import { History } from './history.js'
 import { isLoopback, type ResolvedMonitoringOptions } from './options.js'
 import type { Series } from './aggregate.js'
 import { STATUS_PAGE } from './status-page.js'
@@ -29,8 +30,20 @@ export async function startMonitoring (cluster: Monitored, options: ResolvedMoni
   const { default: Fastify } = await import('fastify')
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, return503OnClosing: false })
 
-  const stream = new EventStream(cluster, options.sampleInterval)
-  app.addHook('preClose', (done) => { stream.close(); done() })
+  const stream = new EventStream(cluster)
+  const history = new History(options.sampleInterval)
+  // Sampled whether or not anyone watches: a page opened later draws the last minutes at once.
+  const sampling = setInterval(() => {
+    const stats = cluster.stats()
+    const point = history.add(stats)
+    stream.broadcast('stats', stats)
+    stream.broadcast('history', point)
+  }, options.sampleInterval).unref()
+  app.addHook('preClose', (done) => {
+    clearInterval(sampling)
+    stream.close()
+    done()
+  })
   // Beyond loopback everything but the liveness-style /cluster/health needs the token; the page
   // itself holds no data (it asks for the token and sends it with its own requests).
   const reading = isLoopback(options.host) ? {} : { onRequest: bearer(options.token) }
@@ -49,6 +62,8 @@ export async function startMonitoring (cluster: Monitored, options: ResolvedMoni
     reply.hijack()
     stream.add(reply.raw)
   })
+
+  app.get('/cluster/history', reading, async () => ({ interval: history.interval, capacity: history.capacity, points: history.points() }))
 
   app.get('/metrics', reading, async (_request, reply) => await reply.type(PROMETHEUS_TEXT).send(await cluster.scrape(streamSeries(stream))))
 

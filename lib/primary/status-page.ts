@@ -1,27 +1,39 @@
 // The monitoring server's status page (`GET /`): one self-contained document, no build step, no
 // CDN. It reads /cluster/events with fetch() rather than EventSource, because EventSource cannot
 // send the Authorization header a monitoring server beyond loopback requires; the token typed in
-// stays in the tab's sessionStorage.
+// stays in the tab's sessionStorage. Charts are inline SVG drawn from /cluster/history and the
+// stream's `history` points.
 
 export const STATUS_PAGE = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
 <title>fastify-cluster-kit</title>
 <style>
-  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d2430; background: #f7f8fa }
+  :root { --fg: #1d2430; --bg: #f7f8fa; --panel: #fff; --line: #e3e6eb; --muted: #5b6473; --ok-bg: #cdeccf; --ok: #14521a; --bad-bg: #f6d0cd; --bad: #7a1610 }
+  @media (prefers-color-scheme: dark) {
+    :root { --fg: #e4e8ef; --bg: #14171c; --panel: #1d2229; --line: #313842; --muted: #9aa4b2; --ok-bg: #1f4d26; --ok: #b9ecc0; --bad-bg: #5c211c; --bad: #ffcdc7 }
+  }
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1rem; color: var(--fg); background: var(--bg) }
   h1 { font-size: 1.2rem; margin: 0 0 .8rem }
-  .bar { display: flex; gap: 1.2rem; flex-wrap: wrap; align-items: center; margin-bottom: 1rem }
-  .badge { padding: .2rem .6rem; border-radius: .8rem; font-weight: 600; background: #dfe3ea }
-  .ok { background: #cdeccf; color: #14521a } .bad { background: #f6d0cd; color: #7a1610 }
-  table { border-collapse: collapse; background: #fff; min-width: 60rem }
-  th, td { padding: .35rem .7rem; border-bottom: 1px solid #e3e6eb; text-align: right; white-space: nowrap }
+  a { color: inherit }
+  .bar { display: flex; gap: .6rem 1.2rem; flex-wrap: wrap; align-items: center; margin-bottom: 1rem }
+  .badge { padding: .2rem .6rem; border-radius: .8rem; font-weight: 600; background: var(--line) }
+  .ok { background: var(--ok-bg); color: var(--ok) } .bad { background: var(--bad-bg); color: var(--bad) }
+  .scroll { overflow-x: auto; background: var(--panel); border: 1px solid var(--line); border-radius: .4rem }
+  table { border-collapse: collapse; width: 100% }
+  th, td { padding: .35rem .6rem; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap }
   th:first-child, td:first-child, td.state { text-align: left }
-  td.state.ready { color: #14521a } td.state.crashed, td.state.given-up { color: #7a1610 }
-  #events { list-style: none; padding: 0; margin: 1rem 0; max-height: 18rem; overflow: auto; font-family: ui-monospace, monospace; font-size: 12px }
-  #events li { padding: .1rem 0 }
-  input { width: 16rem } small { color: #5b6473 }
+  td.state.ready { color: var(--ok) } td.state.crashed, td.state.given-up { color: var(--bad) }
+  .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr)); gap: .8rem; margin: 1rem 0 }
+  figure { margin: 0; padding: .5rem .6rem; background: var(--panel); border: 1px solid var(--line); border-radius: .4rem }
+  figcaption { display: flex; justify-content: space-between; font-size: 12px; color: var(--muted) }
+  svg { display: block; width: 100%; height: 90px }
+  #events { list-style: none; padding: 0; margin: 1rem 0; max-height: 16rem; overflow: auto; font: 12px/1.5 ui-monospace, monospace; overflow-wrap: anywhere }
+  input { width: 14rem; max-width: 60vw } small, .legend { color: var(--muted) }
+  .legend span { margin-right: .6rem }
 </style>
 </head>
 <body>
@@ -32,17 +44,24 @@ export const STATUS_PAGE = `<!doctype html>
   <span>last reload: <b id="last-reload">none</b></span>
   <span id="connection"><small>stream: connecting</small></span>
 </div>
-<table>
-  <thead><tr><th>worker</th><th>pid</th><th>state</th><th>uptime</th><th>restarts</th><th>recycles</th><th>RSS</th><th>CPU</th><th>loop p99</th><th>requests</th></tr></thead>
+<div class="scroll"><table>
+  <thead><tr><th>worker</th><th>pid</th><th>state</th><th>uptime</th><th>restarts</th><th>RSS</th><th>CPU</th><th>loop p99</th><th>loop use</th><th>req/s</th><th>in flight</th><th>requests</th></tr></thead>
   <tbody id="workers"></tbody>
-</table>
+</table></div>
+<div class="charts">
+  <figure><figcaption><span>requests/s</span><span id="max-rps"></span></figcaption><svg id="chart-rps" viewBox="0 0 300 90" preserveAspectRatio="none"></svg></figure>
+  <figure><figcaption><span>request latency p99 (ms)</span><span id="max-latencyP99"></span></figcaption><svg id="chart-latencyP99" viewBox="0 0 300 90" preserveAspectRatio="none"></svg></figure>
+  <figure><figcaption><span>event-loop delay p99 (ms)</span><span id="max-loopP99"></span></figcaption><svg id="chart-loopP99" viewBox="0 0 300 90" preserveAspectRatio="none"></svg></figure>
+  <figure><figcaption><span>RSS per worker (MiB)</span><span id="max-rss"></span></figcaption><svg id="chart-rss" viewBox="0 0 300 90" preserveAspectRatio="none"></svg></figure>
+</div>
+<div class="legend" id="legend"></div>
 <div class="bar" style="margin-top:1rem">
   <label>token <input id="token" type="password" autocomplete="off" placeholder="CLUSTER_MONITORING_TOKEN"></label>
   <button id="reload">Rolling reload</button>
   <span id="reload-result"></span>
 </div>
 <ul id="events"></ul>
-<small><a href="cluster/stats">stats</a> · <a href="cluster/health">health</a> · <a href="metrics">metrics</a> · <a href="cluster/events">events</a></small>
+<small><a href="cluster/stats">stats</a> · <a href="cluster/health">health</a> · <a href="cluster/history">history</a> · <a href="metrics">metrics</a> · <a href="cluster/events">events</a></small>
 <script>
 'use strict'
 const $ = (id) => document.getElementById(id)
@@ -59,19 +78,25 @@ function duration (seconds) {
   return s >= 3600 ? Math.floor(s / 3600) + 'h ' + Math.floor(s % 3600 / 60) + 'm' : s >= 60 ? Math.floor(s / 60) + 'm ' + s % 60 + 's' : s + 's'
 }
 
+let points = []
+let capacity = 450
+const latestRps = () => new Map((points.at(-1)?.workers ?? []).map((w) => [w.id, w.rps]))
+
 function render (stats) {
   $('alive').textContent = stats.alive
   $('expected').textContent = stats.expected
   const health = $('health')
   health.textContent = stats.healthy ? 'healthy' : 'degraded' + (stats.warnings.length ? ': ' + stats.warnings.join('; ') : '')
   health.className = 'badge ' + (stats.healthy ? 'ok' : 'bad')
+  const rps = latestRps()
   const rows = stats.workers.map((w) => {
     const row = document.createElement('tr')
     row.dataset.slot = w.id
     const cells = [
       ['id', w.id], ['pid', w.pid ?? '–'], ['state', w.state], ['uptime', duration(w.uptime)], ['restarts', w.restarts],
-      ['recycles', w.recycles], ['rss', mib(w.memory?.rss)], ['cpu', fixed(w.cpu, 1, ' %')],
-      ['p99', fixed(w.eventLoop?.p99, 1, ' ms')], ['requests', w.requests?.total ?? '–']
+      ['rss', mib(w.memory?.rss)], ['cpu', fixed(w.cpu, 1, ' %')], ['p99', fixed(w.eventLoop?.p99, 1, ' ms')],
+      ['utilization', fixed(w.eventLoop == null ? null : w.eventLoop.utilization * 100, 0, ' %')],
+      ['rps', fixed(rps.get(w.id), 1, '')], ['inflight', w.requests?.inFlight ?? '–'], ['requests', w.requests?.total ?? '–']
     ]
     for (const [name, value] of cells) {
       const cell = document.createElement('td')
@@ -82,6 +107,35 @@ function render (stats) {
     return row
   })
   $('workers').replaceChildren(...rows)
+}
+
+const COLORS = ['#3b82f6', '#f97316', '#10b981', '#a855f7', '#ef4444', '#eab308', '#06b6d4', '#ec4899']
+const SVG = 'http://www.w3.org/2000/svg'
+function drawCharts () {
+  const ids = [...new Set(points.flatMap((p) => p.workers.map((w) => w.id)))].sort((a, b) => a - b)
+  const first = points[0]?.t ?? 0
+  const span = Math.max(1, (points.at(-1)?.t ?? 0) - first)
+  for (const [key, scale, unit] of [['rps', 1, ''], ['latencyP99', 1, ' ms'], ['loopP99', 1, ' ms'], ['rss', 1 / 1048576, ' MiB']]) {
+    const values = points.flatMap((p) => p.workers.map((w) => w[key])).filter((v) => v != null).map((v) => v * scale)
+    const max = Math.max(1e-9, ...values)
+    $('max-' + key).textContent = values.length ? 'max ' + (max < 10 ? max.toFixed(1) : Math.round(max)) + unit : ''
+    const lines = ids.map((id, i) => {
+      const coords = points.flatMap((p) => {
+        const value = p.workers.find((w) => w.id === id)?.[key]
+        return value == null ? [] : [((p.t - first) / span * 300).toFixed(1) + ',' + (88 - value * scale / max * 84).toFixed(1)]
+      })
+      const line = document.createElementNS(SVG, 'polyline')
+      line.setAttribute('points', coords.join(' '))
+      line.setAttribute('fill', 'none')
+      line.setAttribute('stroke', COLORS[i % COLORS.length])
+      line.setAttribute('stroke-width', '1.5')
+      line.setAttribute('vector-effect', 'non-scaling-stroke')
+      line.dataset.worker = id
+      return line
+    })
+    $('chart-' + key).replaceChildren(...lines)
+  }
+  $('legend').replaceChildren(...ids.map((id, i) => Object.assign(document.createElement('span'), { textContent: '■ worker ' + id, style: 'color:' + COLORS[i % COLORS.length] })))
 }
 
 function logEvent (name, detail) {
@@ -99,9 +153,12 @@ async function connect () {
   const controller = current = new AbortController()
   for (let wait = 1000; !controller.signal.aborted; wait = Math.min(wait * 2, 15000)) {
     try {
+      const past = await fetch('cluster/history', { headers: auth(), signal: controller.signal })
+      if (past.ok) ({ points, capacity } = await past.json())
       const response = await fetch('cluster/events', { headers: auth(), signal: controller.signal })
       if (!response.ok) throw new Error(response.status === 401 || response.status === 403 ? 'the token is missing or wrong' : 'HTTP ' + response.status)
-      $('connection').innerHTML = '<small>stream: live</small>'
+      $('connection').replaceChildren(Object.assign(document.createElement('small'), { textContent: 'stream: live' }))
+      drawCharts()
       wait = 1000
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
       let buffer = ''
@@ -117,13 +174,16 @@ async function connect () {
           const data = /^data: (.*)$/m.exec(frame)?.[1]
           if (event === undefined || data === undefined) continue
           if (event === 'stats') render(JSON.parse(data))
-          else logEvent(event, JSON.parse(data))
+          else if (event === 'history') {
+            points.push(JSON.parse(data))
+            if (points.length > capacity) points.shift()
+            drawCharts()
+          } else logEvent(event, JSON.parse(data))
         }
       }
     } catch (error) {
       if (controller.signal.aborted) return
-      $('connection').textContent = ''
-      $('connection').append(Object.assign(document.createElement('small'), { textContent: 'stream: ' + error.message + ', retrying' }))
+      $('connection').replaceChildren(Object.assign(document.createElement('small'), { textContent: 'stream: ' + error.message + ', retrying' }))
     }
     await new Promise((resolve) => setTimeout(resolve, wait))
   }
@@ -131,11 +191,13 @@ async function connect () {
 
 $('reload').addEventListener('click', async () => {
   const result = $('reload-result')
+  if (!tokenInput.value) tokenInput.focus()
   result.textContent = 'requesting…'
   try {
     const response = await fetch('cluster/restart', { method: 'POST', headers: auth() })
     const body = await response.json()
-    result.textContent = response.status === 202 ? 'reloading ' + body.workers + ' workers' : response.status + ': ' + body.message
+    result.textContent = response.status === 202 ? 'reloading ' + body.workers + ' workers'
+      : response.status === 401 ? '401: type the monitoring token first' : response.status + ': ' + body.message
   } catch (error) {
     result.textContent = error.message
   }

@@ -54,6 +54,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   readonly #state: SharedState
   #balancing: Mode = 'round-robin'
   readonly #sockets = new HeldSockets()
+  /** reuseport: the worker accepting on a slot's socket until the slot's next worker listens. */
+  readonly #adopters = new Map<number, WorkerEntry>()
 
   constructor (private readonly options: ResolvedBootOptions, private readonly log: PrimaryLogger) {
     super()
@@ -293,6 +295,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       case 'fck:ready':
         this.#rescue.adopt(entry.worker)
         if (current) slot.apply('listening', { pid: message.pid })
+        this.#endAdoption(slot)
         break
       case 'fck:heartbeat':
         entry.lastHeartbeat = Date.now()
@@ -344,6 +347,26 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     if (slot.candidate !== undefined) return // a reload or recycle is already bringing up its successor
     // A slot left without a worker for a while lets its socket go: connections would wait on it.
     if (this.#restarts.afterExit(slot, entry.readyAt) !== 0) this.#sockets.release(slot.id)
+    else this.#adopt(slot)
+  }
+
+  /**
+   * reuseport: while a dead worker's replacement starts, another ready worker accepts on the
+   * slot's socket, so the connections the kernel sends there are served rather than queued.
+   */
+  #adopt (slot: Slot): void {
+    const held = this.#sockets.get(slot.id)
+    const adopter = this.#slots.map((other) => other.worker)
+      .find((entry) => entry !== undefined && entry.slot !== slot && entry.readyAt !== undefined && entry.worker.isConnected())
+    if (held === undefined || adopter === undefined) return
+    this.#adopters.set(slot.id, adopter)
+    sendToWorker(adopter.worker, { type: 'fck:adopt', slot: String(slot.id) }, held as SendHandle)
+  }
+
+  #endAdoption (slot: Slot): void {
+    const adopter = this.#adopters.get(slot.id)
+    this.#adopters.delete(slot.id)
+    if (adopter !== undefined) sendToWorker(adopter.worker, { type: 'fck:release', slot: String(slot.id) })
   }
 
   /** Recycles a worker the recycle policy says uses too much memory, if nothing else is replacing it. */

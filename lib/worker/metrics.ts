@@ -97,6 +97,11 @@ export class WorkerMetrics {
     return (found?.store as { series: RouteDurations | false } | undefined)?.series ?? this.#duration.forRoute(NOT_FOUND_ROUTE)
   }
 
+  /** p99 in ms of the requests observed since the last call (the heartbeat window); 0 with none. */
+  windowLatencyP99 (): number {
+    return this.#duration.windowQuantile(0.99) * 1000
+  }
+
   countStoreError (store: string): void {
     this.#storeErrors.inc({ store })
   }
@@ -137,14 +142,43 @@ interface DurationSeries {
  * feels (benchmarks/RESULTS.md, overhead); here a request costs two Map lookups in its route's
  * series, which its handler hands over (see WorkerMetrics#watchRoute).
  */
-class RequestDurations {
+export class RequestDurations {
   readonly name = 'http_request_duration_seconds'
   readonly help = 'Duration of HTTP requests in seconds, by route pattern'
   readonly type = 'histogram'
   readonly aggregator = 'sum'
   readonly #routes = new Map<string, RouteDurations>()
+  /** Observations per bucket over every series at the last windowQuantile() call. */
+  #previous: number[] = []
 
   constructor (private readonly bounds: readonly number[]) {}
+
+  /**
+   * The q-quantile (seconds) of the observations since the last call, read from the buckets the
+   * way Prometheus' histogram_quantile() reads them: linear within the bucket it falls in.
+   */
+  windowQuantile (q: number): number {
+    const totals = new Array<number>(this.bounds.length + 1).fill(0)
+    for (const { counts } of this.#allSeries()) for (let i = 0; i < counts.length; i++) totals[i] = (totals[i] as number) + (counts[i] as number)
+    // A reset() in between leaves fewer than before: count from zero again.
+    const deltas = totals.map((count, i) => Math.max(0, count - (this.#previous[i] ?? 0)))
+    this.#previous = totals
+    const observed = deltas.reduce((a, b) => a + b, 0)
+    if (observed === 0) return 0
+    const rank = q * observed
+    let below = 0
+    for (let i = 0; i < deltas.length; i++) {
+      const inBucket = deltas[i] as number
+      if (below + inBucket >= rank && inBucket > 0) {
+        const lower = i === 0 ? 0 : this.bounds[i - 1] as number
+        // Past the last bound Prometheus answers that bound; so does this.
+        if (i === this.bounds.length) return lower
+        return lower + ((this.bounds[i] as number) - lower) * (rank - below) / inBucket
+      }
+      below += inBucket
+    }
+    return this.bounds[this.bounds.length - 1] as number
+  }
 
   forRoute (route: string): RouteDurations {
     let durations = this.#routes.get(route)

@@ -13,6 +13,7 @@ import type { SharedStateBackend } from '../shared-state/options.js'
 import { chooseBackend, registerSharedState } from '../shared-state/register.js'
 import { Shutdown } from './shutdown.js'
 import { Traffic } from './traffic.js'
+import { AdoptedListeners } from './adopted.js'
 import { kChannel, WorkerChannel } from './channel.js'
 
 /** `fastify.cluster`: what a route or plugin may ask about the worker it runs in. */
@@ -61,9 +62,9 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   if (identity.manager !== 'none') logger.setBindings?.({ workerId: identity.workerId })
 
   const traffic = new Traffic(fastify.server, options.drainIdleGrace)
-  const sampler = new Sampler(traffic)
   const checks = new Checks(options.checkTimeout)
-  const shutdown = new Shutdown(fastify, traffic, options, identity)
+  const adopted = new AdoptedListeners(fastify.server)
+  const shutdown = new Shutdown(fastify, traffic, options, identity, adopted)
   const channel = new WorkerChannel()
   Object.defineProperty(fastify, kChannel, { value: channel })
   // Imported here, not at the top: the primary loads this module too (through index.ts) and must
@@ -71,6 +72,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   const metrics = options.metrics === false ? undefined : new (await import('./metrics.js')).WorkerMetrics(options.metrics, identity)
 
   if (metrics !== undefined) watchRoutes(fastify, metrics)
+  const sampler = new Sampler(traffic, metrics === undefined ? undefined : () => metrics.windowLatencyP99())
 
   const backend = chooseBackend(options.shared, identity)
   fastify.decorate('cluster', {
@@ -120,6 +122,8 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     shutdown.install(channel)
     if (reportsToPrimary) {
       metrics?.listen(channel)
+      channel.on('fck:adopt', ({ slot }, handle) => adopted.adopt(slot, handle))
+      channel.on('fck:release', ({ slot }) => adopted.release(slot))
       sendToPrimary({ type: 'fck:ready', workerId: identity.workerId, pid: process.pid, address: describeAddress(fastify.server.address()) })
     } else if (identity.manager === 'pm2' && process.send !== undefined) {
       // PM2's `wait_ready` waits for exactly this message.
@@ -130,6 +134,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   fastify.addHook('onClose', async () => {
     if (reportsToPrimary) await metrics?.sendFinal()
     untap()
+    adopted.closeAll()
     shutdown.uninstall()
     channel.close()
     sampler.stop()

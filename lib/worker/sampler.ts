@@ -22,12 +22,12 @@ export class Sampler {
   #timer: NodeJS.Timeout | undefined
   #last: WorkerSample | undefined
 
-  constructor (private readonly counters: RequestCounters) {}
+  constructor (private readonly counters: RequestCounters, private readonly latencyP99: () => number = () => 0) {}
 
   start (interval: number, onWindow: (sample: WorkerSample) => void): void {
     this.#delay.enable()
     this.#timer = setInterval(() => {
-      this.#last = this.#measure()
+      this.#last = this.#measure(this.latencyP99())
       this.#reset()
       onWindow(this.#last)
     }, interval).unref()
@@ -40,10 +40,11 @@ export class Sampler {
 
   /** The last closed window, or the open one before the first window closes. */
   latest (): WorkerSample {
-    return this.#last ?? this.#measure()
+    return this.#last ?? this.#measure(0)
   }
 
-  #measure (): WorkerSample {
+  /** `latencyP99` is read by the window's timer only: reading it starts the next window's count. */
+  #measure (latencyP99: number): WorkerSample {
     const elapsedMs = performance.now() - this.#windowStart
     const cpu = process.cpuUsage(this.#cpu)
     const memory = process.memoryUsage()
@@ -64,7 +65,7 @@ export class Sampler {
         max: hasDelay ? delayMs(delay.max) : 0,
         utilization: round(performance.eventLoopUtilization(this.#elu).utilization, 4)
       },
-      requests: { total: this.counters.total, inFlight: this.counters.inFlight }
+      requests: { total: this.counters.total, inFlight: this.counters.inFlight, latencyP99: round(latencyP99) }
     }
   }
 

@@ -5,6 +5,7 @@ import type { Identity } from '../common/identity.js'
 import type { ResolvedOptions } from './options.js'
 import { sendToPrimary } from '../common/protocol.js'
 import type { WorkerChannel } from './channel.js'
+import type { AdoptedListeners } from './adopted.js'
 import type { Traffic } from './traffic.js'
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const
@@ -30,7 +31,8 @@ export class Shutdown {
     private readonly fastify: FastifyInstance,
     private readonly traffic: Traffic,
     private readonly options: ResolvedOptions,
-    private readonly identity: Identity
+    private readonly identity: Identity,
+    private readonly adopted: AdoptedListeners
   ) {}
 
   /** Listen for signals and shutdown messages (ours, PM2's); called once the server listens. */
@@ -79,6 +81,7 @@ export class Shutdown {
     // Stop accepting without http.Server#close(), which would also destroy idle keep-alive
     // sockets at once (see Traffic for why they get a grace period instead).
     if (fastify.server.listening) NetServer.prototype.close.call(fastify.server)
+    this.adopted.closeAll()
     await traffic.drained()
     this.#stage = 'running onClose hooks'
     await fastify.close()
