@@ -8,7 +8,7 @@ import { resolveOptions, type ClusterPluginOptions } from './worker/options.js'
 import { kChannel, type WorkerChannel } from './worker/channel.js'
 import { clusterPlugin } from './worker/plugin.js'
 import { createLogger } from './primary/log.js'
-import { resolveBootOptions, type BootClusterOptions, type ResolvedBootOptions } from './primary/options.js'
+import { portSource, resolveBootOptions, type BootClusterOptions, type ResolvedBootOptions } from './primary/options.js'
 import { Supervisor } from './primary/supervisor.js'
 import type { ClusterHandle } from './primary/types.js'
 import { sendToPrimary } from './common/protocol.js'
@@ -77,7 +77,7 @@ async function runWorker (factory: AppFactory, options: ResolvedBootOptions, ide
 const LISTENER_WAIT = 10_000
 
 async function listen (app: FastifyInstance, { port, host, balancing }: ResolvedBootOptions, identity: Identity): Promise<void> {
-  const source = process.env.PORT === undefined ? 'the port option or its default' : `PORT=${process.env.PORT}`
+  const source = portSource()
   if (balancing !== 'reuseport' || identity.manager !== 'bootCluster') {
     return await listenOrExplain(async () => await app.listen({ port, host }), host, port, source)
   }

@@ -116,9 +116,10 @@ export default {
       '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
       row('round-robin', 'keepAlive'), row('reuseport', 'keepAlive'), row('round-robin', 'close'), row('reuseport', 'close'),
       '',
-      '| balancing | failed per rolling reload (each round) | failed per kill -9 of a worker (each round) |',
+      '| balancing | failed per rolling reload (each round) | failed per kill -9 of a worker (each round; resets / timeouts) |',
       '| --- | --- | --- |',
-      ...variants.map((name) => `| ${name} | ${failures(name, 'reloadFailed').join(', ')} | ${failures(name, 'killFailed').join(', ')} |`),
+      ...variants.map((name) => `| ${name} | ${failures(name, 'reloadFailed').map((f) => f.failed).join(', ')} | ` +
+        `${failures(name, 'killFailed').map((f) => `${f.failed} (${f.resets} / ${f.timeouts})`).join(', ')} |`),
       '',
       `- one request per connection: reuseport / round-robin req/s = ${fmt(closeRatio, 2)} (median of per-round ratios): ${closeRatio >= 1.2 ? 'meets' : 'MISSES'} the goal (>= 1.2)`,
       `- keep-alive: reuseport / round-robin req/s = ${fmt(keepRatio, 2)}: ${keepRatio >= 0.98 ? 'meets' : 'MISSES'} the goal (>= 0.98)`,

@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs'
 import net from 'node:net'
+import type { SendHandle } from 'node:child_process'
 import { listenOrExplain } from '../common/address.js'
+import { sendToWorker } from '../common/protocol.js'
+import type { PrimaryLogger } from './log.js'
+import { portSource, type ResolvedBootOptions } from './options.js'
 import type { Balancing } from './settings.js'
+import type { Slot, WorkerEntry } from './slot.js'
 
 export type Mode = 'round-robin' | 'reuseport'
 
@@ -27,10 +32,25 @@ export function chooseBalancing (
 }
 
 /**
+ * The balancing this primary's workers use: says in the log what runs and why not what was asked;
+ * for reuseport, checks first that nothing listens on the address.
+ */
+export async function settleBalancing (options: Pick<ResolvedBootOptions, 'balancing' | 'port' | 'host'>, log: PrimaryLogger): Promise<Mode> {
+  const { balancing, port, host } = options
+  const { mode, reason } = chooseBalancing(balancing, { port, host })
+  if (reason !== undefined) log[balancing === 'auto' ? 'info' : 'warn'](reason)
+  if (mode === 'round-robin') return mode
+  await checkPortFree(port, host, portSource())
+  log.info({ balancing: mode, tcpMigrateReq: tcpMigrateReq() },
+    'balancing: reuseport (each worker listens on its slot\'s SO_REUSEPORT socket, which the primary keeps across replacements)')
+  return mode
+}
+
+/**
  * `net.ipv4.tcp_migrate_req`: 1 makes Linux move the connections queued on a closing SO_REUSEPORT
  * socket to another socket of its group instead of resetting them. Undefined where unreadable.
  */
-export function tcpMigrateReq (): string | undefined {
+function tcpMigrateReq (): string | undefined {
   try {
     return readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim()
   } catch {
@@ -43,7 +63,7 @@ export function tcpMigrateReq (): string | undefined {
  * with SO_REUSEPORT would otherwise join another process's sockets (a second copy of the app,
  * say) without a word, where round-robin's one listener would fail.
  */
-export async function checkPortFree (port: number, host: string, source: string): Promise<void> {
+async function checkPortFree (port: number, host: string, source: string): Promise<void> {
   const probe = net.createServer()
   await listenOrExplain(async () => await new Promise<void>((resolve, reject) => {
     probe.once('error', reject).listen({ port, host, exclusive: true }, resolve)
@@ -52,35 +72,64 @@ export async function checkPortFree (port: number, host: string, source: string)
 }
 
 /** A raw listening socket handle, as it crosses IPC (`net.Native`). */
-export interface SocketHandle { close: () => void }
+interface SocketHandle { close: () => void }
 
 /**
- * Each slot's listening socket in reuseport mode, held by the primary without accepting on it:
- * handed to the slot's next worker, the socket (and the connections queued on it) outlives the
- * worker that opened it. Closing the last descriptor of a SO_REUSEPORT socket resets what is
- * queued on it unless tcp_migrate_req is set; holding it means that happens only when a slot is
- * left without a worker for a while (back-off, given up) or the cluster stops.
+ * reuseport: each slot's listening socket, held by the primary without accepting on it and handed
+ * to the slot's next worker, so the socket (and the connections queued on it) outlives the worker
+ * that opened it. Closing the last descriptor of a SO_REUSEPORT socket resets what is queued on it
+ * unless tcp_migrate_req is set; holding it means that happens only when a slot is left without a
+ * worker for a while (back-off, given up) or the cluster stops. While a dead worker's replacement
+ * starts, another ready worker accepts on the slot's socket (see lib/worker/adopted.ts).
  */
-export class HeldSockets {
-  readonly #bySlot = new Map<number, SocketHandle>()
+export class SlotSockets {
+  readonly #held = new Map<number, SocketHandle>()
+  readonly #adopters = new Map<number, WorkerEntry>()
 
-  hold (slot: number, handle: SocketHandle): void {
-    const previous = this.#bySlot.get(slot)
+  /** Answers a worker's `fck:listener-request`: its slot's socket goes with the answer when held. */
+  answer (entry: WorkerEntry): void {
+    const held = this.#held.get(entry.slot.id)
+    sendToWorker(entry.worker, { type: 'fck:listener', held: held !== undefined }, held as SendHandle | undefined)
+  }
+
+  /** A worker opened its slot's socket (`fck:listener-bound`, the socket as `handle`). */
+  hold (entry: WorkerEntry, handle: unknown): void {
+    if (handle === undefined || entry.role === 'retiring') return
+    const previous = this.#held.get(entry.slot.id)
     if (previous === handle) return
     previous?.close()
-    this.#bySlot.set(slot, handle)
+    this.#held.set(entry.slot.id, handle as SocketHandle)
   }
 
-  get (slot: number): SocketHandle | undefined {
-    return this.#bySlot.get(slot)
+  /**
+   * The slot's current worker is gone; its next starts in `delay` ms (undefined: never). Right
+   * away: a ready worker of another slot accepts on the socket meanwhile. Later: the socket goes,
+   * rather than keep the connections the kernel sends there waiting.
+   */
+  lost (slot: Slot, delay: number | undefined, workers: Array<WorkerEntry | undefined>): void {
+    const held = this.#held.get(slot.id)
+    if (held === undefined) return
+    if (delay !== 0) {
+      held.close()
+      this.#held.delete(slot.id)
+      return
+    }
+    const adopter = workers.find((entry) => entry !== undefined && entry.slot !== slot && entry.readyAt !== undefined && entry.worker.isConnected())
+    if (adopter === undefined) return
+    this.#adopters.set(slot.id, adopter)
+    sendToWorker(adopter.worker, { type: 'fck:adopt', slot: String(slot.id) }, held as SendHandle)
   }
 
-  release (slot: number): void {
-    this.#bySlot.get(slot)?.close()
-    this.#bySlot.delete(slot)
+  /** The slot has a listening worker again: whoever accepted for it stops. */
+  ready (slot: Slot): void {
+    const adopter = this.#adopters.get(slot.id)
+    this.#adopters.delete(slot.id)
+    if (adopter !== undefined) sendToWorker(adopter.worker, { type: 'fck:release', slot: String(slot.id) })
   }
 
+  /** The cluster stops: the workers' own descriptors keep each socket open until their drain closes it. */
   releaseAll (): void {
-    for (const slot of [...this.#bySlot.keys()]) this.release(slot)
+    for (const held of this.#held.values()) held.close()
+    this.#held.clear()
   }
 }

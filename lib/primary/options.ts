@@ -192,6 +192,11 @@ export interface ResolvedBootOptions {
 /** The options that are objects or functions, not single settings. */
 const KNOWN = [...Object.keys(BOOT_SETTINGS).filter((key) => key !== 'logLevel'), 'monitoring', 'onPrimary', 'plugin', 'primaryStore']
 
+/** Where the app's port came from, for an error that it is in use. */
+export function portSource (env: Env = process.env): string {
+  return env.PORT === undefined ? 'the port option or its default' : `PORT=${env.PORT}`
+}
+
 /** A worker count past a few per core is a typo or a fork bomb, unless the user says otherwise. */
 function readWorkers (options: BootClusterOptions, env: Env): number {
   const oversubscribe = read(BOOT_SETTINGS.allowOversubscribe, options.allowOversubscribe, env)

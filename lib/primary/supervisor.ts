@@ -1,4 +1,3 @@
-import type { SendHandle } from 'node:child_process'
 import type { Worker } from 'node:cluster'
 import type { FastifyInstance } from 'fastify'
 import { EventEmitter } from 'node:events'
@@ -7,7 +6,7 @@ import type { Series } from './aggregate.js'
 import { FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_START_FAILED } from '../common/errors.js'
 import { workerEnv } from '../common/identity.js'
 import { sendToWorker, type MetricJSON, type WorkerMessage } from '../common/protocol.js'
-import { chooseBalancing, checkPortFree, HeldSockets, tcpMigrateReq, type Mode, type SocketHandle } from './balancing.js'
+import { settleBalancing, SlotSockets, type Mode } from './balancing.js'
 import { HandoffRescue } from './handoff.js'
 import { HealthWatch } from './health-watch.js'
 import { MetricsLedger } from './metrics-ledger.js'
@@ -53,9 +52,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   #monitoring: FastifyInstance | undefined
   readonly #state: SharedState
   #balancing: Mode = 'round-robin'
-  readonly #sockets = new HeldSockets()
-  /** reuseport: the worker accepting on a slot's socket until the slot's next worker listens. */
-  readonly #adopters = new Map<number, WorkerEntry>()
+  readonly #sockets = new SlotSockets()
 
   constructor (private readonly options: ResolvedBootOptions, private readonly log: PrimaryLogger) {
     super()
@@ -85,7 +82,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     this.#guard = new OrphanGuard(this.log)
     this.log.info({ workers: this.options.workers, port: this.options.port }, 'cluster starting')
     try {
-      await this.#chooseBalancing()
+      this.#balancing = await settleBalancing(this.options, this.log)
     } catch (error) {
       await this.#stop()
       throw error
@@ -107,18 +104,6 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     if (this.options.healthReportInterval > 0) {
       this.#timers.push(setInterval(() => this.#report(), this.options.healthReportInterval).unref())
     }
-  }
-
-  async #chooseBalancing (): Promise<void> {
-    const { balancing, port, host } = this.options
-    const { mode, reason } = chooseBalancing(balancing, { port, host })
-    this.#balancing = mode
-    if (reason !== undefined) this.log[balancing === 'auto' ? 'info' : 'warn'](reason)
-    if (mode === 'round-robin') return
-    // Round-robin's one listener fails on a port in use; SO_REUSEPORT sockets would share it instead.
-    await checkPortFree(port, host, process.env.PORT === undefined ? 'the port option or its default' : `PORT=${process.env.PORT}`)
-    this.log.info({ balancing: mode, tcpMigrateReq: tcpMigrateReq() },
-      'balancing: reuseport (each worker listens on its slot\'s SO_REUSEPORT socket, which the primary keeps across replacements)')
   }
 
   async #startMonitoring (): Promise<void> {
@@ -295,7 +280,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       case 'fck:ready':
         this.#rescue.adopt(entry.worker)
         if (current) slot.apply('listening', { pid: message.pid })
-        this.#endAdoption(slot)
+        this.#sockets.ready(slot)
         break
       case 'fck:heartbeat':
         entry.lastHeartbeat = Date.now()
@@ -319,13 +304,11 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       case 'fck:scrape':
         this.scrape().catch(() => undefined).then((text) => sendToWorker(entry.worker, { type: 'fck:scrape-result', id: message.id, text }))
         break
-      case 'fck:listener-request': {
-        const held = this.#sockets.get(slot.id)
-        sendToWorker(entry.worker, { type: 'fck:listener', held: held !== undefined }, held as SendHandle | undefined)
+      case 'fck:listener-request':
+        this.#sockets.answer(entry)
         break
-      }
       case 'fck:listener-bound':
-        if (handle !== undefined && entry.role !== 'retiring') this.#sockets.hold(slot.id, handle as SocketHandle)
+        this.#sockets.hold(entry, handle)
         break
       case 'fck:state':
         sendToWorker(entry.worker, { type: 'fck:state-result', id: message.id, values: message.requests.map((request) => this.#state.handle(request)) })
@@ -345,28 +328,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     // A failure before listening during the first start aborts the start (see start()).
     if (this.#stopping !== undefined || (this.#starting && entry.readyAt === undefined)) return
     if (slot.candidate !== undefined) return // a reload or recycle is already bringing up its successor
-    // A slot left without a worker for a while lets its socket go: connections would wait on it.
-    if (this.#restarts.afterExit(slot, entry.readyAt) !== 0) this.#sockets.release(slot.id)
-    else this.#adopt(slot)
-  }
-
-  /**
-   * reuseport: while a dead worker's replacement starts, another ready worker accepts on the
-   * slot's socket, so the connections the kernel sends there are served rather than queued.
-   */
-  #adopt (slot: Slot): void {
-    const held = this.#sockets.get(slot.id)
-    const adopter = this.#slots.map((other) => other.worker)
-      .find((entry) => entry !== undefined && entry.slot !== slot && entry.readyAt !== undefined && entry.worker.isConnected())
-    if (held === undefined || adopter === undefined) return
-    this.#adopters.set(slot.id, adopter)
-    sendToWorker(adopter.worker, { type: 'fck:adopt', slot: String(slot.id) }, held as SendHandle)
-  }
-
-  #endAdoption (slot: Slot): void {
-    const adopter = this.#adopters.get(slot.id)
-    this.#adopters.delete(slot.id)
-    if (adopter !== undefined) sendToWorker(adopter.worker, { type: 'fck:release', slot: String(slot.id) })
+    this.#sockets.lost(slot, this.#restarts.afterExit(slot, entry.readyAt), this.#slots.map((other) => other.worker))
   }
 
   /** Recycles a worker the recycle policy says uses too much memory, if nothing else is replacing it. */
@@ -424,7 +386,6 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       for (const timer of this.#timers) clearInterval(timer)
       this.#health.stop()
       this.#restarts.stop(this.#slots)
-      // The workers' own descriptors keep each socket open until their drain closes it.
       this.#sockets.releaseAll()
       const entries = [...this.#entries]
       let clean = true
