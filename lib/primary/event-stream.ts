@@ -66,6 +66,8 @@ export class EventStream {
   #write (client: ServerResponse, text: string): void {
     client.write(text)
     if (client.writableLength > MAX_UNREAD) {
+      // Out of the set at once: 'close' comes later, and a write before it must not count it twice.
+      this.#clients.delete(client)
       this.slowDisconnects++
       client.destroy()
     }
