@@ -16,6 +16,11 @@ test('the handle\'s events are typed', () => {
   handle.on('worker:restart', (event) => {
     expect(event).type.toBe<{ id: string, restarts: number, delay: number }>()
   })
+  handle.on('worker:recycle', (event) => {
+    expect(event.pid).type.toBe<number>()
+    expect(event.recycles).type.toBe<number>()
+    expect(event.reason).type.toBe<string>()
+  })
   expect(handle.on('no-such-event', () => {})).type.toRaiseError()
   expect(handle.reload()).type.toBe<Promise<ReloadResult>>()
 })
@@ -23,6 +28,8 @@ test('the handle\'s events are typed', () => {
 test('monitoring options', () => {
   expect(bootCluster(() => Fastify(), { monitoring: { port: 3003, host: '127.0.0.1', token: 'secret', scrapeTimeout: 500 } })).type.not.toRaiseError()
   expect(bootCluster(() => Fastify(), { monitoring: false })).type.not.toRaiseError()
+  expect(bootCluster(() => Fastify(), { monitoring: { sampleInterval: 500 }, balancing: 'reuseport' })).type.not.toRaiseError()
+  expect(bootCluster(() => Fastify(), { balancing: 'kernel' })).type.toRaiseError()
   expect(bootCluster(() => Fastify(), { monitoring: { port: '3003' } })).type.toRaiseError()
   expect(bootCluster(() => Fastify(), { monitoring: { tokn: 'x' } })).type.toRaiseError()
   expect(bootCluster(() => Fastify(), { onPrimary: async () => {} })).type.not.toRaiseError()

@@ -52,7 +52,7 @@ test('a heartbeat sample has the documented shape', () => {
 
 test('metrics: a prom-client registry on the decorator, typed options, a route can opt out', () => {
   expect(app.cluster.metrics).type.toBe<Registry | undefined>()
-  expect(app.register(clusterPlugin, { metrics: { registry: new Registry(), buckets: [0.1, 1], endpoint: '/metrics' } })).type.not.toRaiseError()
+  expect(app.register(clusterPlugin, { metrics: { registry: new Registry(), buckets: [0.1, 1], endpoint: '/metrics', workerLabel: true } })).type.not.toRaiseError()
   expect(app.register(clusterPlugin, { metrics: false })).type.not.toRaiseError()
   expect(app.register(clusterPlugin, { metrics: true })).type.toRaiseError()
   expect(app.register(clusterPlugin, { metrics: { buckets: '0.1,1' } })).type.toRaiseError()
