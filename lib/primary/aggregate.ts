@@ -67,10 +67,15 @@ function add (entry: Merged, metricName: string, value: Value, worker: string | 
   const labels: Record<string, string | number> = {}
   for (const [key, label] of Object.entries(value.labels)) if (label !== undefined) labels[key] = label
   if (worker !== undefined) labels.worker = worker
-  const key = `${name}${JSON.stringify(Object.entries(labels).sort(([a], [b]) => a < b ? -1 : 1))}`
+  const key = sampleKey(name, labels)
   const sample = entry.samples.get(key)
   if (sample === undefined) entry.samples.set(key, { name, labels, values: [value.value] })
   else sample.values.push(value.value)
+}
+
+/** One sample's identity: its name and its labels, whatever their order. */
+export function sampleKey (name: string, labels: Record<string, unknown>): string {
+  return `${name}${JSON.stringify(Object.entries(labels).sort(([a], [b]) => a < b ? -1 : 1))}`
 }
 
 function sampleLine (name: string, labels: Record<string, string | number>, value: number): string {

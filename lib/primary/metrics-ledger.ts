@@ -1,4 +1,5 @@
 import type { MetricJSON } from '../common/protocol.js'
+import { sampleKey } from './aggregate.js'
 
 // The last metrics each worker reported, and the counters of the workers that are gone.
 //
@@ -39,7 +40,7 @@ export class MetricsLedger {
         this.#retired.set(metric.name, folded)
       }
       for (const value of metric.values) {
-        const key = `${value.metricName ?? ''}${JSON.stringify(Object.entries(value.labels).sort(([a], [b]) => a < b ? -1 : 1))}`
+        const key = sampleKey(value.metricName ?? '', value.labels)
         const sample = folded.byKey.get(key)
         if (sample !== undefined) sample.value += value.value
         else {
