@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { procStat, startCluster, type ClusterFixture } from './helpers/cluster.js'
+import { procStat, startCluster, until, type ClusterFixture } from './helpers/cluster.js'
 
 /** The primary's resident memory, from /proc (field 24, in pages). */
 function rss (pid: number): number {
@@ -20,14 +20,6 @@ async function openStream (port: number, { headers = '' } = {}): Promise<{ socke
   return { socket, text: () => received }
 }
 
-async function until (what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
-
 async function metricValue (cluster: ClusterFixture, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${cluster.monitoringPort}/metrics`)).text()
   return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1])
@@ -37,7 +29,7 @@ t.test('/cluster/events: 100 concurrent clients all see a kill -9 as worker:exit
   const cluster = await startCluster(t, {}, { monitoring: { sampleInterval: 500 } })
   const clients = await Promise.all(Array.from({ length: 100 }, async () => await openStream(cluster.monitoringPort)))
   t.teardown(() => { for (const { socket } of clients) socket.destroy() })
-  await until('every client\'s first stats sample', () => clients.every(({ text }) => text().includes('event: stats\ndata: {')))
+  await until('every client\'s first stats sample', () => clients.every(({ text }) => text().includes('event: stats\ndata: {')), 20_000)
   const first = clients[0]?.text() ?? ''
   t.match(first, /^HTTP\/1\.1 200 OK\r\n/)
   t.match(first, /content-type: text\/event-stream/i)
@@ -50,9 +42,9 @@ t.test('/cluster/events: 100 concurrent clients all see a kill -9 as worker:exit
   const victim = (await cluster.call('stats')).workers[1].pid
   process.kill(victim, 'SIGKILL')
   const exitFrame = new RegExp(`event: worker:exit\\ndata: \\{"id":"1","pid":${victim as number},"code":null,"signal":"SIGKILL","state":"crashed"`)
-  await until('worker:exit on every stream', () => clients.every(({ text }) => exitFrame.test(text())))
+  await until('worker:exit on every stream', () => clients.every(({ text }) => exitFrame.test(text())), 20_000)
   await until('worker:restart and worker:ready on every stream', () => clients.every(({ text }) =>
-    text().includes('event: worker:restart\ndata: {"id":"1","restarts":1') && /event: worker:ready\ndata: \{"id":"1"/.test(text())))
+    text().includes('event: worker:restart\ndata: {"id":"1","restarts":1') && /event: worker:ready\ndata: \{"id":"1"/.test(text())), 20_000)
   t.pass('all 100 clients received the exit, the restart and the new worker\'s ready')
 
   for (const { socket } of clients) socket.destroy()
@@ -94,13 +86,13 @@ t.test('/cluster/events: clients that never read are cut off; the primary\'s mem
   const pid = cluster.child.pid as number
   const listener = await openStream(cluster.monitoringPort)
   t.teardown(() => listener.socket.destroy())
-  await until('a first sample', () => listener.text().includes('event: stats'))
+  await until('a first sample', () => listener.text().includes('event: stats'), 20_000)
   const before = rss(pid)
   const stalled = spawn('python3', ['-c', stalledScript(cluster.monitoringPort, 20)], { stdio: ['pipe', 'pipe', 'inherit'] })
   t.teardown(() => { stalled.kill('SIGKILL') })
   let connected = ''
   stalled.stdout.on('data', (chunk) => { connected += chunk })
-  await until('the stalled clients to connect', () => connected.includes('connected'))
+  await until('the stalled clients to connect', () => connected.includes('connected'), 20_000)
   let peak = before
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline) {
@@ -132,6 +124,6 @@ t.test('beyond loopback, every route but /cluster/health and the page shell need
   t.equal((await fetch(`${base}/cluster/stats`, { headers: { authorization: 'Bearer events-token' } })).status, 200)
   const stream = await openStream(cluster.monitoringPort, { headers: 'authorization: Bearer events-token\r\n' })
   t.teardown(() => stream.socket.destroy())
-  await until('a sample with the token', () => stream.text().includes('event: stats'))
+  await until('a sample with the token', () => stream.text().includes('event: stats'), 20_000)
   t.pass('the stream answers with the token')
 })

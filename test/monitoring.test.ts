@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { startCluster, type ClusterFixture } from './helpers/cluster.js'
+import { startCluster, until, type ClusterFixture } from './helpers/cluster.js'
 import { get } from './helpers/http.js'
 import { startPrometheus } from './helpers/prometheus.js'
 
@@ -9,16 +9,6 @@ async function monitor (cluster: ClusterFixture, path: string, init: RequestInit
   const response = await fetch(`http://127.0.0.1:${cluster.monitoringPort}${path}`, init)
   const text = await response.text()
   return { status: response.status, text, body: response.headers.get('content-type')?.includes('json') === true ? JSON.parse(text) : undefined }
-}
-
-async function until<T> (what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await fn()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(100)
-  }
 }
 
 /** Stats once both workers sent a heartbeat (memory, cpu and event loop are known). */

@@ -22,6 +22,20 @@ export function isAlive (pid: number): boolean {
   }
 }
 
+/**
+ * Polls `check` until it gives something other than undefined or false, and returns that; throws
+ * naming `what` after `ms`.
+ */
+export async function until<T> (what: string, check: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const value = await check()
+    if (value !== undefined && value !== false) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
 /** Waits up to `ms` for every pid to be gone; returns those still alive. */
 export async function waitGone (pids: number[], ms = 5000): Promise<number[]> {
   const deadline = Date.now() + ms
