@@ -27,22 +27,33 @@ export class History {
     this.capacity = Math.min(MAX_POINTS, Math.ceil(HISTORY_SPAN / interval))
   }
 
+  /**
+   * Once the ring is full the oldest point's objects are rewritten in place: at a short
+   * sampleInterval a ring of new objects would turn over objects old enough to have been promoted,
+   * garbage only a full GC frees, and the primary's heap would climb until one ran.
+   */
   add (stats: ClusterStats, t = Date.now()): HistoryPoint {
-    const point: HistoryPoint = {
-      t,
-      workers: stats.workers.map(({ id, pid, requests, eventLoop, memory }) => {
-        const previous = this.#previous.get(id)
-        const total = requests?.total
-        const rps = total === undefined || previous === undefined || previous.pid !== pid || t <= previous.t
-          ? null
-          : Math.round((total - previous.total) * 1000 / (t - previous.t) * 10) / 10
-        if (total !== undefined) this.#previous.set(id, { pid, total, t })
-        return { id, pid, rps, latencyP99: requests?.latencyP99 ?? null, loopP99: eventLoop?.p99 ?? null, rss: memory?.rss ?? null }
-      })
-    }
-    if (this.#points.length < this.capacity) this.#points.push(point)
-    else this.#points[this.#next] = point
+    const full = this.#points.length === this.capacity
+    const point: HistoryPoint = full ? this.#points[this.#next] as HistoryPoint : { t, workers: [] }
+    if (!full) this.#points.push(point)
     this.#next = (this.#next + 1) % this.capacity
+    point.t = t
+    point.workers.length = Math.min(point.workers.length, stats.workers.length)
+    stats.workers.forEach(({ id, pid, requests, eventLoop, memory }, i) => {
+      const previous = this.#previous.get(id)
+      const total = requests?.total
+      const rps = total === undefined || previous === undefined || previous.pid !== pid || t <= previous.t
+        ? null
+        : Math.round((total - previous.total) * 1000 / (t - previous.t) * 10) / 10
+      if (total !== undefined) {
+        if (previous === undefined) this.#previous.set(id, { pid, total, t })
+        else Object.assign(previous, { pid, total, t })
+      }
+      const worker = { id, pid, rps, latencyP99: requests?.latencyP99 ?? null, loopP99: eventLoop?.p99 ?? null, rss: memory?.rss ?? null }
+      const kept = point.workers[i]
+      if (kept === undefined) point.workers.push(worker)
+      else Object.assign(kept, worker)
+    })
     return point
   }
 

@@ -43,3 +43,18 @@ t.test('a ring: 15 minutes of points at most, never more than MAX_POINTS, oldest
   t.equal(points.length, 15)
   t.same(points.map((point) => point.t / 60_000), Array.from({ length: 15 }, (_, i) => 25 + i))
 })
+
+t.test('once full, the oldest point is rewritten in place, whatever the number of workers', async (t) => {
+  const history = new History(60_000)
+  const two = (i: number): ClusterStats => stats([{ id: '0', pid: 1, total: i }, { id: '1', pid: 2, total: i }])
+  for (let i = 0; i < 15; i++) history.add(two(i), i * 60_000)
+  const oldest = history.points()[0]
+  const shrunk = history.add(stats([{ id: '0', pid: 1, total: 15 }]), 15 * 60_000)
+  t.equal(shrunk, oldest, 'the oldest point object holds the newest sample')
+  t.same(shrunk.workers.map((worker) => worker.id), ['0'])
+  const grown = history.add(stats([{ id: '0', pid: 1, total: 16 }, { id: '1', pid: 2, total: 16 }, { id: '2', pid: 3, total: 16 }]), 16 * 60_000)
+  t.same(grown.workers.map((worker) => [worker.id, worker.pid, worker.rps]), [['0', 1, 0], ['1', 2, 0], ['2', 3, null]], 'a slot missing from one point keeps its rate; a new slot has none')
+  const points = history.points()
+  t.same(points.map((point) => point.t / 60_000), Array.from({ length: 15 }, (_, i) => 2 + i))
+  t.same(points[0]?.workers.map((worker) => worker.id), ['0', '1'], 'older points keep their own workers')
+})
