@@ -26,4 +26,13 @@ if (typeof result.stats === 'function') {
   for (const event of ['worker:ready', 'worker:exit', 'reload:done', 'reload:failed']) {
     result.on(event, (detail) => process.stdout.write(JSON.stringify({ event, at: Date.now(), ...detail }) + '\n'))
   }
+  // For reading what the primary retains (the monitoring soak's SOAK_FORCE_GC): with --expose-gc,
+  // SIGUSR2 collects garbage, twice since the first can leave finalized objects for the second.
+  if (typeof globalThis.gc === 'function') {
+    process.on('SIGUSR2', () => {
+      globalThis.gc()
+      globalThis.gc()
+      process.stdout.write(JSON.stringify({ event: 'gc', at: Date.now() }) + '\n')
+    })
+  }
 }
