@@ -4,13 +4,15 @@ import { fmt, freePort, median, rssOf, sleep, startServer } from '../lib.mjs'
 
 // Does watching the cluster cost it anything over time? A 4-worker bootCluster under a steady
 // keep-alive load is rolling-reloaded over and over while /metrics is scraped without pause and
-// event-stream clients receive a stats sample every 10 ms. Measured: the primary's RSS after the
+// event-stream clients receive a stats sample every 10 ms (SOAK_SAMPLE_INTERVAL). Measured: the primary's RSS after the
 // first 20 reloads (once its heap has settled) against the end, failed app requests, and the
 // /metrics latency. SOAK_RELOADS and SOAK_SCRAPES shrink it for a quick look. SOAK_FORCE_GC=1
 // collects the primary's garbage before each RSS reading: under load V8 keeps the heap pages it
 // freed, so plain RSS follows the heap's high-water mark; after a full GC it is what the primary
 // holds on to.
 const FORCE_GC = process.env.SOAK_FORCE_GC === '1'
+/** The stats sample interval (ms): 10, 200 times the default, unless SOAK_SAMPLE_INTERVAL says otherwise. */
+const SAMPLE_INTERVAL = Number(process.env.SOAK_SAMPLE_INTERVAL ?? 10)
 const RELOADS = Number(process.env.SOAK_RELOADS ?? 200)
 const SCRAPES = Number(process.env.SOAK_SCRAPES ?? 100_000)
 const SETTLED_AFTER = Math.min(20, RELOADS)
@@ -50,11 +52,11 @@ async function collectGarbage (server) {
 
 export default {
   name: 'monitoring-soak',
-  description: `${RELOADS} rolling reloads of a 4-worker cluster under autocannon -c 10 while ${fmt(SCRAPES)} /metrics scrapes (${SCRAPERS} at a time) run and ${STREAMS} /cluster/events clients get a stats sample every 10 ms${FORCE_GC ? '; the primary\'s garbage collected (--expose-gc) before each RSS reading' : ''}`,
+  description: `${RELOADS} rolling reloads of a 4-worker cluster under autocannon -c 10 while ${fmt(SCRAPES)} /metrics scrapes (${SCRAPERS} at a time) run and ${STREAMS} /cluster/events clients get a stats sample every ${SAMPLE_INTERVAL} ms${FORCE_GC ? '; the primary\'s garbage collected (--expose-gc) before each RSS reading' : ''}`,
   async run (scenario) {
     const monitoring = await freePort()
     const server = await startServer('boot.mjs', [], {
-      env: { PORT: String(await freePort()), NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''}${FORCE_GC ? ' --expose-gc' : ''}`, CLUSTER_WORKERS: '4', LOG_LEVEL: 'warn', CLUSTER_MONITORING_PORT: String(monitoring), CLUSTER_MONITORING_SAMPLE_INTERVAL: '10' },
+      env: { PORT: String(await freePort()), NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''}${FORCE_GC ? ' --expose-gc' : ''}`, CLUSTER_WORKERS: '4', LOG_LEVEL: 'warn', CLUSTER_MONITORING_PORT: String(monitoring), CLUSTER_MONITORING_SAMPLE_INTERVAL: String(SAMPLE_INTERVAL) },
       cpus: '0-1'
     })
     const primary = server.child.pid
