@@ -4,9 +4,9 @@ import { fmt, freePort, median, rssOf, sleep, startServer } from '../lib.mjs'
 
 // Does watching the cluster cost it anything over time? A 4-worker bootCluster under a steady
 // keep-alive load is rolling-reloaded over and over while /metrics is scraped without pause and
-// event-stream clients receive a stats sample every 10 ms (SOAK_SAMPLE_INTERVAL). Measured: the primary's RSS after the
-// first 20 reloads (once its heap has settled) against the end, failed app requests, and the
-// /metrics latency. SOAK_RELOADS and SOAK_SCRAPES shrink it for a quick look. SOAK_FORCE_GC=1
+// event-stream clients receive a stats sample every 10 ms (SOAK_SAMPLE_INTERVAL). Measured: the
+// primary's RSS after the first 20 reloads (once its heap has settled) against the end, failed
+// app requests, and the /metrics latency. SOAK_RELOADS and SOAK_SCRAPES shrink it for a quick look. SOAK_FORCE_GC=1
 // collects the primary's garbage before each RSS reading: under load V8 keeps the heap pages it
 // freed, so plain RSS follows the heap's high-water mark; after a full GC it is what the primary
 // holds on to.
