@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import t, { type Test } from 'tap'
-import { childrenOf, freePort, startCluster, waitGone, type ClusterFixture } from './helpers/cluster.js'
+import { childrenOf, freePort, startCluster, until, waitGone, type ClusterFixture } from './helpers/cluster.js'
 import { SHUTDOWN_DELAY, startHaproxy, type LoadBalancer } from './helpers/haproxy.js'
 import { startNginx } from './helpers/nginx.js'
 import { send, sessionCookie } from './helpers/http.js'
@@ -54,11 +54,8 @@ async function startBed (t: Test, balancer: 'haproxy' | 'nginx' = 'haproxy'): Pr
 
 /** Waits until `host:port` answers /health/ready with 200. */
 async function ready (host: string, port: number): Promise<void> {
-  const deadline = Date.now() + 20_000
-  while ((await send(port, { host, path: '/health/ready' }).catch(() => undefined))?.status !== 200) {
-    if (Date.now() > deadline) throw new Error(`${host}:${port} not ready within 20 s`)
-    await sleep(50)
-  }
+  await until(`${host}:${port} to answer /health/ready with 200`, async () =>
+    (await send(port, { host, path: '/health/ready' }).catch(() => undefined))?.status === 200, 20_000)
 }
 
 /** Keep-alive load through the balancer until `stop()`, which resolves with autocannon's result. */

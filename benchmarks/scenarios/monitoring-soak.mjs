@@ -56,7 +56,7 @@ export default {
   async run (scenario) {
     const monitoring = await freePort()
     const server = await startServer('boot.mjs', [], {
-      env: { PORT: String(await freePort()), NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''}${FORCE_GC ? ' --expose-gc' : ''}`, CLUSTER_WORKERS: '4', LOG_LEVEL: 'warn', CLUSTER_MONITORING_PORT: String(monitoring), CLUSTER_MONITORING_SAMPLE_INTERVAL: String(SAMPLE_INTERVAL) },
+      env: { PORT: String(await freePort()), ...(FORCE_GC && { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --expose-gc` }), CLUSTER_WORKERS: '4', LOG_LEVEL: 'warn', CLUSTER_MONITORING_PORT: String(monitoring), CLUSTER_MONITORING_SAMPLE_INTERVAL: String(SAMPLE_INTERVAL) },
       cpus: '0-1'
     })
     const primary = server.child.pid
