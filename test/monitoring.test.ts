@@ -194,6 +194,21 @@ t.test('a worker with a blocked event loop: the scrape answers 200 after the scr
     'once it answers again, its requests are back in the scrape')
 })
 
+t.test('scrapes that arrive while the workers are being asked share that round: a blocked worker is waited for and counted once', async (t) => {
+  const cluster = await startCluster(t, {}, { monitoring: { scrapeTimeout: 2000 } })
+  // One worker blocked for 8 s makes the round last the 2 s scrape timeout; five scrapes sent at
+  // once all arrive within it even on a busy machine.
+  const blocked = get(cluster.port, '/block?ms=8000')
+  await sleep(300)
+  const scrapes = await Promise.all(Array.from({ length: 5 }, async () => await monitor(cluster, '/metrics')))
+  t.same(scrapes.map(({ status }) => status), [200, 200, 200, 200, 200])
+  const id = String((await blocked).headers['x-worker-id'])
+  t.same(scrapes.map(({ text }) => samples(text, 'cluster_metrics_scrape_failures_total')), Array(5).fill([{ labels: `{worker="${id}"}`, value: 1 }]),
+    'the blocked worker was asked once for all five')
+  const later = await monitor(cluster, '/metrics')
+  t.same(samples(later.text, 'cluster_metrics_scrape_failures_total'), [{ labels: `{worker="${id}"}`, value: 1 }], 'a scrape after the round asks again, and the worker answers')
+})
+
 t.test('POST /cluster/restart: 401 without the token, 403 with a wrong one, 202 with it, 409 while a reload runs', async (t) => {
   const cluster = await startCluster(t, {}, { monitoring: { token: 'test-token-123' } })
   const before = (await monitor(cluster, '/cluster/stats')).body.workers.map((worker: any) => worker.pid)

@@ -35,8 +35,8 @@ interface Merged {
   samples: Map<string, { name: string, labels: Record<string, string | number>, values: number[] }>
 }
 
-/** The Prometheus text of every worker's metrics, combined, followed by the primary's own series. */
-export function aggregate (workers: Array<{ id: string, metrics: MetricJSON[] }>, own: Series[]): string {
+/** The Prometheus text of every worker's metrics, combined. */
+export function aggregate (workers: Array<{ id: string, metrics: MetricJSON[] }>): string {
   const merged = new Map<string, Merged>()
   for (const { id, metrics } of workers) {
     for (const metric of metrics) {
@@ -55,11 +55,21 @@ export function aggregate (workers: Array<{ id: string, metrics: MetricJSON[] }>
     lines.push(`# HELP ${name} ${escapeHelp(entry.help)}`, `# TYPE ${name} ${entry.type}`)
     for (const sample of entry.samples.values()) lines.push(sampleLine(sample.name, sample.labels, combine(sample.values)))
   }
+  return text(lines)
+}
+
+/** The Prometheus text of the primary's own series. */
+export function render (own: Series[]): string {
+  const lines: string[] = []
   for (const series of own) {
     lines.push(`# HELP ${series.name} ${escapeHelp(series.help)}`, `# TYPE ${series.name} ${series.type}`)
     for (const { labels = {}, value } of series.values) lines.push(sampleLine(series.name, labels, value))
   }
-  return lines.join('\n') + '\n'
+  return text(lines)
+}
+
+function text (lines: string[]): string {
+  return lines.length === 0 ? '' : lines.join('\n') + '\n'
 }
 
 function add (entry: Merged, metricName: string, value: Value, worker: string | undefined): void {

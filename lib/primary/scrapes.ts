@@ -1,7 +1,7 @@
 import type { Worker } from 'node:cluster'
 import type { MetricJSON } from '../common/protocol.js'
 import type { StoreSize } from '../shared-state/primary-store.js'
-import { aggregate, type Series } from './aggregate.js'
+import { aggregate, render, type Series } from './aggregate.js'
 import type { MetricsLedger } from './metrics-ledger.js'
 import type { ClusterHandle, ClusterStats } from './types.js'
 
@@ -20,10 +20,16 @@ export interface Scraped extends ClusterHandle {
  * holds (a worker that did not answer in time counts by its last report rather than dropping out
  * of the totals), and adds the cluster's own series. Serves the monitoring server's `/metrics`
  * and the workers' `metrics.endpoint`.
+ *
+ * Scrapes that arrive while the workers are being asked share that round's answer (the cluster's
+ * own series are still read per scrape): a pair of Prometheus replicas, or several one-port
+ * scrapers, then cost the workers and the primary's heap one round, not one each.
  */
 export class Scrapes {
   readonly #failures = new Map<string, number>()
   readonly #reloads = { ok: 0, failed: 0 }
+  /** The workers' part of the text, while a round of asking them runs. */
+  #round: Promise<string> | undefined
 
   constructor (private readonly cluster: Scraped, private readonly ledger: MetricsLedger, private readonly timeout: number) {
     cluster.on('reload:done', () => { this.#reloads.ok++ })
@@ -31,12 +37,17 @@ export class Scrapes {
   }
 
   async scrape (extra: Series[] = []): Promise<string> {
+    this.#round ??= this.#askWorkers().finally(() => { this.#round = undefined })
+    return await this.#round + render([...this.#clusterSeries(this.cluster.stats()), ...extra])
+  }
+
+  async #askWorkers (): Promise<string> {
     const workers = this.cluster.servingWorkers()
     await Promise.all(workers.map(async ({ id, worker }) => await this.cluster.workerMetrics(worker, this.timeout).catch(() => {
       this.#failures.set(id, (this.#failures.get(id) ?? 0) + 1)
     })))
     const serving = new Set(workers.flatMap(({ worker }) => worker.process.pid ?? []))
-    return aggregate(this.ledger.sources(serving), [...this.#clusterSeries(this.cluster.stats()), ...extra])
+    return aggregate(this.ledger.sources(serving))
   }
 
   #clusterSeries (stats: ClusterStats): Series[] {
