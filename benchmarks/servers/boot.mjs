@@ -7,6 +7,7 @@
 // The monitoring server listens on CLUSTER_MONITORING_PORT, a free port when unset (so clusters
 // measured side by side do not collide on 3003); `false` turns it off. HOST (127.0.0.1 unless set)
 // is the address, PLUGIN_OPTIONS the plugin's options as JSON (e.g. '{"shutdownDelay":2000}').
+import v8 from 'node:v8'
 import clusterPlugin, { bootCluster } from '../../dist/index.js'
 
 process.env.CLUSTER_MONITORING_PORT ??= '0'
@@ -26,13 +27,16 @@ if (typeof result.stats === 'function') {
   for (const event of ['worker:ready', 'worker:exit', 'reload:done', 'reload:failed']) {
     result.on(event, (detail) => process.stdout.write(JSON.stringify({ event, at: Date.now(), ...detail }) + '\n'))
   }
-  // For reading what the primary retains (the monitoring soak's SOAK_FORCE_GC): with --expose-gc,
-  // SIGUSR2 collects garbage, twice since the first can leave finalized objects for the second.
-  if (typeof globalThis.gc === 'function') {
-    process.on('SIGUSR2', () => {
+  // For the monitoring soak: SIGUSR2 prints the size of V8's young generation, which grows in
+  // steps under a sustained allocation rate and so moves RSS by tens of MiB at once. With
+  // --expose-gc (SOAK_FORCE_GC) it first collects garbage, twice since the first can leave
+  // finalized objects for the second, so RSS reads what the primary retains.
+  process.on('SIGUSR2', () => {
+    if (typeof globalThis.gc === 'function') {
       globalThis.gc()
       globalThis.gc()
-      process.stdout.write(JSON.stringify({ event: 'gc', at: Date.now() }) + '\n')
-    })
-  }
+    }
+    const young = v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')
+    process.stdout.write(JSON.stringify({ event: 'heap', at: Date.now(), youngGeneration: young?.space_size ?? null }) + '\n')
+  })
 }
