@@ -59,7 +59,7 @@ async function youngGeneration (server) {
 
 export default {
   name: 'monitoring-soak',
-  description: `${RELOADS} rolling reloads of a 4-worker cluster under autocannon -c 10 while ${fmt(SCRAPES)} /metrics scrapes (${SCRAPERS} at a time) run and ${STREAMS} /cluster/events clients get a stats sample every ${SAMPLE_INTERVAL} ms${FORCE_GC ? '; the primary\'s garbage collected (--expose-gc) before each RSS reading' : ''}`,
+  description: `${RELOADS} rolling reloads of a 4-worker cluster under autocannon -c 10 while /metrics is scraped without pause (${SCRAPERS} at a time, until the last reload and at least ${fmt(SCRAPES)} times) and ${STREAMS} /cluster/events clients get a stats sample every ${SAMPLE_INTERVAL} ms${FORCE_GC ? '; the primary\'s garbage collected (--expose-gc) before each RSS reading' : ''}`,
   async run (scenario) {
     const monitoring = await freePort()
     const server = await startServer('boot.mjs', [], {
@@ -72,9 +72,14 @@ export default {
       const streams = Array.from({ length: STREAMS }, () => openStream(monitoring))
       const scrapeTimes = []
       let scrapeFailures = 0
-      let scrapesLeft = SCRAPES
+      // Scraping goes on until the last reload, so every RSS reading is taken under the same load,
+      // and past it until SCRAPES have been made.
+      let reloading = true
+      let scrapes = 0
+      const scrapeMore = () => reloading || scrapes < SCRAPES
       const scrapers = Array.from({ length: SCRAPERS }, async () => {
-        while (scrapesLeft-- > 0) {
+        while (scrapeMore()) {
+          scrapes++
           const { status, ms } = await fetchTimed(monitoring, '/metrics')
           if (status === 200) scrapeTimes.push(ms)
           else scrapeFailures++
@@ -93,8 +98,9 @@ export default {
         }
         young.push(await youngGeneration(server))
         rss.push(await rssOf(primary))
-        if (reload % 20 === 0) console.log(`  monitoring-soak: ${reload} reloads, primary RSS ${fmt(rss.at(-1) / 2 ** 20, 1)} MiB, ${fmt(SCRAPES - Math.max(scrapesLeft, 0))} scrapes`)
+        if (reload % 20 === 0) console.log(`  monitoring-soak: ${reload} reloads, primary RSS ${fmt(rss.at(-1) / 2 ** 20, 1)} MiB, ${fmt(scrapes)} scrapes`)
       }
+      reloading = false
       await Promise.all(scrapers)
       const minutes = (Date.now() - started) / 60_000
       load.stop()
