@@ -27,8 +27,9 @@ if (typeof result.stats === 'function') {
   for (const event of ['worker:ready', 'worker:exit', 'reload:done', 'reload:failed']) {
     result.on(event, (detail) => process.stdout.write(JSON.stringify({ event, at: Date.now(), ...detail }) + '\n'))
   }
-  // For the monitoring soak: SIGUSR2 prints the size of V8's young generation, which grows in
-  // steps under a sustained allocation rate and so moves RSS by tens of MiB at once. With
+  // For the monitoring soak: SIGUSR2 prints the size of V8's young generation and how much of it
+  // is resident; it grows in steps under a sustained allocation rate, and RSS follows over the
+  // next collections as the new pages are first written, by tens of MiB. With
   // --expose-gc (SOAK_FORCE_GC) it first collects garbage, twice since the first can leave
   // finalized objects for the second, so RSS reads what the primary retains.
   process.on('SIGUSR2', () => {
@@ -37,6 +38,6 @@ if (typeof result.stats === 'function') {
       globalThis.gc()
     }
     const young = v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')
-    process.stdout.write(JSON.stringify({ event: 'heap', at: Date.now(), youngGeneration: young?.space_size ?? null }) + '\n')
+    process.stdout.write(JSON.stringify({ event: 'heap', at: Date.now(), youngGeneration: young?.space_size ?? null, youngGenerationResident: young?.physical_space_size ?? null }) + '\n')
   })
 }
