@@ -127,6 +127,7 @@ export default {
     const keepCpuRatio = ratio('keepAlive', (r) => r.clusterCpuUs)
     const ownCoreRatio = ratio('keepAliveOwnCore', (r) => r.rps)
     const medianOf = (name, load, key) => median(runs[name].map((round) => round[load][key]))
+    const ratioOfMedians = (load, key) => medianOf('reuseport', load, key) / medianOf('round-robin', load, key)
     const closeRatio = ratio('close', (r) => r.rps)
     const failures = (name, key) => runs[name].map((round) => round[key])
     return [
@@ -142,9 +143,9 @@ export default {
         `${failures(name, 'killFailed').map((f) => `${f.failed} (${f.resets} / ${f.timeouts})`).join(', ')} |`),
       '',
       `- one request per connection: reuseport / round-robin req/s = ${fmt(closeRatio, 2)} (median of per-round ratios): ${closeRatio >= 1.2 ? 'meets' : 'MISSES'} the goal (>= 1.2)`,
-      `- keep-alive: reuseport / round-robin req/s = ${fmt(keepRatio, 2)} (ratio of medians ${fmt(medianOf('reuseport', 'keepAlive', 'rps') / medianOf('round-robin', 'keepAlive', 'rps'), 2)}): ${keepRatio >= 0.98 ? 'meets' : 'MISSES'} the goal (>= 0.98); ` +
-        `cluster CPU per request, reuseport / round-robin = ${fmt(keepCpuRatio, 2)} (ratio of medians ${fmt(medianOf('reuseport', 'keepAlive', 'clusterCpuUs') / medianOf('round-robin', 'keepAlive', 'clusterCpuUs'), 2)})`,
-      `- keep-alive, both workers on core 0 and the client on core 1 (a check beside the goal, not the goal's load): reuseport / round-robin req/s = ${fmt(ownCoreRatio, 2)} (median of per-round ratios; ratio of medians ${fmt(medianOf('reuseport', 'keepAliveOwnCore', 'rps') / medianOf('round-robin', 'keepAliveOwnCore', 'rps'), 2)}); cluster CPU per request ${fmt(ratio('keepAliveOwnCore', (r) => r.clusterCpuUs), 2)}`,
+      `- keep-alive: reuseport / round-robin req/s = ${fmt(keepRatio, 2)} (ratio of medians ${fmt(ratioOfMedians('keepAlive', 'rps'), 2)}): ${keepRatio >= 0.98 ? 'meets' : 'MISSES'} the goal (>= 0.98); ` +
+        `cluster CPU per request, reuseport / round-robin = ${fmt(keepCpuRatio, 2)} (ratio of medians ${fmt(ratioOfMedians('keepAlive', 'clusterCpuUs'), 2)})`,
+      `- keep-alive, both workers on core 0 and the client on core 1 (a check beside the goal, not the goal's load): reuseport / round-robin req/s = ${fmt(ownCoreRatio, 2)} (median of per-round ratios; ratio of medians ${fmt(ratioOfMedians('keepAliveOwnCore', 'rps'), 2)}); cluster CPU per request ${fmt(ratio('keepAliveOwnCore', (r) => r.clusterCpuUs), 2)}`,
       `- primary CPU per request with one request per connection: round-robin ${fmt(median(runs['round-robin'].map((r) => r.close.primaryCpuUs)), 2)} µs, reuseport ${fmt(median(runs.reuseport.map((r) => r.close.primaryCpuUs)), 2)} µs`
     ].join('\n')
   }
