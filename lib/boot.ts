@@ -1,8 +1,10 @@
 import type { SendHandle } from 'node:child_process'
 import cluster from 'node:cluster'
 import type { FastifyInstance, FastifyListenOptions } from 'fastify'
+import { FIRST_FD, servedSockets } from './common/activation.js'
 import { listenOrExplain } from './common/address.js'
-import { FCK_INVALID_FACTORY, FCK_INVALID_OPTION } from './common/errors.js'
+import { warnLine } from './common/config.js'
+import { FCK_FACTORY_LISTENED, FCK_INVALID_FACTORY, FCK_INVALID_OPTION } from './common/errors.js'
 import { detectIdentity, workerEnv, type Identity } from './common/identity.js'
 import { resolveOptions, type ClusterPluginOptions } from './worker/options.js'
 import { kChannel, type WorkerChannel } from './worker/channel.js'
@@ -44,9 +46,11 @@ export async function bootCluster (factory: AppFactory, options: BootClusterOpti
 async function runPrimary (options: ResolvedBootOptions): Promise<ClusterHandle> {
   // The plugin options the workers will get, checked here as a worker will read them, so a typo
   // is one line before any fork rather than a failed start of every worker.
-  resolveOptions(pluginOptions(options), workerEnv(process.env, 0, options))
+  const plugin = resolveOptions(pluginOptions(options), workerEnv(process.env, 0, options))
+  const log = createLogger(options.logLevel, { role: 'primary' })
+  for (const line of [...options.warnings, ...plugin.warnings]) log.warn(line)
   await options.onPrimary?.()
-  const supervisor = new Supervisor(options, createLogger(options.logLevel, { role: 'primary' }))
+  const supervisor = new Supervisor(options, log)
   await supervisor.start()
   return supervisor
 }
@@ -56,9 +60,11 @@ function pluginOptions (options: ResolvedBootOptions): ClusterPluginOptions {
 }
 
 async function runWorker (factory: AppFactory, options: ResolvedBootOptions, identity: Identity): Promise<FastifyInstance> {
+  options.warnings.forEach(warnLine)
   try {
     const app: unknown = await factory()
     if (!isFastify(app)) throw new FCK_INVALID_FACTORY(describe(app))
+    if (app.server.listening) throw new FCK_FACTORY_LISTENED()
     if (!app.hasDecorator('cluster')) await app.register(clusterPlugin, pluginOptions(options))
     await listen(app, options, identity)
     return app
@@ -76,16 +82,35 @@ async function runWorker (factory: AppFactory, options: ResolvedBootOptions, ide
 /** How long a worker waits for the primary to answer its listener request (it answers at once). */
 const LISTENER_WAIT = 10_000
 
-async function listen (app: FastifyInstance, { port, host, balancing }: ResolvedBootOptions, identity: Identity): Promise<void> {
+async function listen (app: FastifyInstance, options: ResolvedBootOptions, identity: Identity): Promise<void> {
+  await app.ready()
+  const channel = (app as unknown as Record<symbol, WorkerChannel | undefined>)[kChannel]
+  if (channel === undefined) throw new Error('clusterPlugin is not registered on this instance')
+  // The plugin announces a worker to the primary only when this listen opens it (see plugin.ts).
+  channel.bootListens = true
+  try {
+    await listenOnce(app, options, identity, channel)
+  } catch (error) {
+    // The factory started listen() without waiting for it (Fastify or Node says so, by timing).
+    const { code } = error as { code?: string }
+    if (code === 'FST_ERR_INSTANCE_ALREADY_LISTENING' || code === 'ERR_SERVER_ALREADY_LISTEN') throw new FCK_FACTORY_LISTENED()
+    throw error
+  }
+}
+
+async function listenOnce (app: FastifyInstance, { port, host, balancing }: ResolvedBootOptions, identity: Identity, channel: WorkerChannel): Promise<void> {
+  // A socket systemd passed (socket activation): fd 3, held by systemd across restarts. In a
+  // worker the listen goes through the primary, which holds the same socket (plugin.ts serves any more).
+  if (servedSockets(process.env, identity.manager === 'bootCluster') > 0) {
+    await app.listen({ fd: FIRST_FD } as FastifyListenOptions)
+    return
+  }
   const source = portSource()
   if (balancing !== 'reuseport' || identity.manager !== 'bootCluster') {
     return await listenOrExplain(async () => await app.listen({ port, host }), host, port, source)
   }
   // Kernel balancing: this worker's own SO_REUSEPORT socket, or the one its slot's last worker
   // opened, which the primary kept (see lib/primary/balancing.ts).
-  await app.ready()
-  const channel = (app as unknown as Record<symbol, WorkerChannel | undefined>)[kChannel]
-  if (channel === undefined) throw new Error('clusterPlugin is not registered on this instance')
   const held = await channel.heldListener(identity.workerId, LISTENER_WAIT)
   if (held !== undefined) {
     // Node takes a listening handle in place of an address; Fastify passes its options through.
@@ -96,6 +121,15 @@ async function listen (app: FastifyInstance, { port, host, balancing }: Resolved
   await sendToPrimary({ type: 'fck:listener-bound', workerId: identity.workerId, pid: process.pid }, (app.server as unknown as { _handle: SendHandle })._handle)
 }
 
+/**
+ * Whether what bootCluster resolved to is the primary's ClusterHandle (else it is the app, in a
+ * worker, in one process or under PM2): `if (isClusterHandle(result)) result.on('worker:exit', ...)`.
+ */
+export function isClusterHandle (result: ClusterHandle | FastifyInstance): result is ClusterHandle {
+  const candidate = result as Partial<ClusterHandle>
+  return typeof candidate.stats === 'function' && typeof candidate.reload === 'function' && typeof candidate.shutdown === 'function'
+}
+
 function isFastify (value: unknown): value is FastifyInstance {
   const candidate = value as Partial<FastifyInstance> | null
   return typeof candidate?.listen === 'function' && typeof candidate.register === 'function' &&
@@ -103,7 +137,9 @@ function isFastify (value: unknown): value is FastifyInstance {
 }
 
 function describe (value: unknown): string {
+  if (value === undefined) return 'undefined (does the factory return the app?)'
   if (value === null) return 'null'
+  if (typeof value === 'function') return 'a function (the factory returns the app itself, not a function that makes it)'
   if (typeof value === 'object') return `an object with keys [${Object.keys(value).slice(0, 5).join(', ')}]`
-  return `${typeof value} ${String(value)}`
+  return `${typeof value} ${JSON.stringify(value)}`
 }

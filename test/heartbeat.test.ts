@@ -15,7 +15,7 @@ const env = (extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({
 })
 
 t.test('under our primary: a ready message, then heartbeats with stats', async (t) => {
-  const fixture = await startFixture(t, 'server.mjs', { env: env({ CLUSTER_WORKER: 'true', WORKER_ID: '1' }) })
+  const fixture = await startFixture(t, 'server.mjs', { env: env({ CLUSTER_WORKER: 'true', WORKER_ID: '1', FIXTURE_BOOT: '1' }) })
   const { messages } = fixture
   for (let i = 0; i < 5; i++) t.equal((await get(fixture.port, '/')).headers['x-worker-id'], '1')
   await sleep(350)

@@ -54,8 +54,10 @@ for (const [name, options, env, message, code] of cases) {
   })
 }
 
-t.test('an option wins over the environment, the environment over the default', async (t) => {
-  t.equal(await register(t, { gracefulTimeout: 500 }, { GRACEFUL_SHUTDOWN_TIMEOUT: 'soon' }), undefined,
-    'a valid option shadows a bad variable')
+t.test('an option wins over the environment, the environment over the default; a bad variable is refused all the same', async (t) => {
+  t.match(await register(t, { gracefulTimeout: 500 }, { GRACEFUL_SHUTDOWN_TIMEOUT: 'soon' }),
+    { code: 'FCK_INVALID_ENV', message: /Invalid environment variable GRACEFUL_SHUTDOWN_TIMEOUT: got "soon"/ },
+    'a bad variable is reported even where an option overrides it')
+  t.equal(await register(t, { gracefulTimeout: 500 }, { GRACEFUL_SHUTDOWN_TIMEOUT: '2500' }), undefined, 'a valid option wins over a valid variable')
   t.equal(await register(t, {}, { GRACEFUL_SHUTDOWN_TIMEOUT: '2500' }), undefined)
 })

@@ -71,8 +71,8 @@ t.test('the packed tarball, installed into an empty project as a user would', as
   const missing = JSON.parse((await run(process.execPath, ['missing-peer.mjs'], { cwd: dir })).stdout)
   t.same(missing, {
     code: 'FCK_MISSING_PEER',
-    message: 'The @fastify/cookie package is needed for the session option and is not installed: npm install @fastify/cookie'
-  }, 'an option whose plugin is not installed names the package')
+    message: 'The @fastify/session and @fastify/cookie packages are needed for the session option and not installed: npm install @fastify/session @fastify/cookie'
+  }, 'an option whose plugins are not installed names them all at once, with the install line')
 
   // Opting in brings @fastify/session's types, and the app can extend its Session.
   await run('npm', ['install', '--no-save', '@types/node@22', '@fastify/session@11', '@fastify/cookie@11'], { ...NPM, cwd: dir })

@@ -34,6 +34,8 @@ export interface Setting<T> {
   shown: string
   /** One line for the README: what it does. */
   doc: string
+  /** Its value is never printed (a token, a URL that may hold a password). */
+  secret?: boolean
 }
 
 /** The setting's value: `value` from code, else its variable in `env`, else its default. `kind` narrows it where bounds depend on other settings. */
@@ -44,6 +46,33 @@ export function read<T> (setting: Setting<T>, value: unknown, env: Env, kind: Ki
   const parsed = kind.parse(raw, fromEnv)
   if (parsed !== undefined) return parsed
   return invalid(setting, fromEnv, raw, fromEnv ? kind.expected : kind.expectedInCode ?? kind.expected)
+}
+
+/**
+ * The settings of `table` set both in code (`given`, keyed as the table is) and by their variable:
+ * the option wins, so a variable a platform sets (PORT, HOST) would be ignored without a word.
+ * Returns one warning line for each whose values differ; a variable whose value is bad fails
+ * as if no option were given (FCK_INVALID_ENV), rather than waiting for the day the option goes.
+ */
+export function overriddenVariables (table: Record<string, Setting<any>>, given: object | undefined, env: Env): string[] {
+  const lines: string[] = []
+  for (const [key, setting] of Object.entries(table)) {
+    const value = (given as Record<string, unknown> | undefined)?.[key]
+    const raw = setting.env === undefined ? undefined : env[setting.env]
+    if (value === undefined || raw === undefined || raw === '') continue
+    const fromEnv = setting.kind.parse(raw, true)
+    if (fromEnv === undefined) invalid(setting, true, raw, setting.kind.expected)
+    if (JSON.stringify(fromEnv) === JSON.stringify(setting.kind.parse(value, false))) continue
+    lines.push(setting.secret === true
+      ? `${setting.env as string} is set but ignored: the ${setting.option ?? key} option wins`
+      : `${setting.env as string}=${raw} is ignored: the ${setting.option ?? key} option (${JSON.stringify(value)}) wins`)
+  }
+  return lines
+}
+
+/** A warning of the kit's where no logger of the primary's is at hand: one line on stderr, which no log level hides. */
+export function warnLine (line: string): void {
+  process.stderr.write(`fastify-cluster-kit: warning: ${line}\n`)
 }
 
 /** The error for a bad value of `setting`, naming the variable when the value came from it. */

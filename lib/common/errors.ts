@@ -45,6 +45,24 @@ export const FCK_INVALID_FACTORY = createError<'FCK_INVALID_FACTORY', [string]>(
   'bootCluster factory must return a Fastify instance (or a promise of one), got %s'
 )
 
+/** The factory called `listen()` itself: bootCluster listens (and, in a worker, tells the primary when). */
+export const FCK_FACTORY_LISTENED = createError<'FCK_FACTORY_LISTENED', []>(
+  'FCK_FACTORY_LISTENED',
+  'The bootCluster factory called listen() itself: return the app without listening; bootCluster listens on the port option or PORT'
+)
+
+/** `fastify-cluster start` could not make an app of its entry: `(entry, why)`. */
+export const FCK_ENTRY_FAILED = createError<'FCK_ENTRY_FAILED', [string, string]>(
+  'FCK_ENTRY_FAILED',
+  'Cannot run %s: %s'
+)
+
+/** clusterPlugin registered a second time on the same instance. */
+export const FCK_REGISTERED_TWICE = createError<'FCK_REGISTERED_TWICE', []>(
+  'FCK_REGISTERED_TWICE',
+  'clusterPlugin is registered twice on this Fastify instance: register it once (bootCluster registers it only when the factory did not)'
+)
+
 /** The app's port is taken: `(host:port, where the port came from)`. */
 export const FCK_PORT_IN_USE = createError<'FCK_PORT_IN_USE', [string, string]>(
   'FCK_PORT_IN_USE',
@@ -91,10 +109,13 @@ export const FCK_REDIS_UNAVAILABLE = createError<'FCK_REDIS_UNAVAILABLE', [strin
   503
 )
 
-/** An option needs an optional peer dependency that is not installed: `(package, option, package)`. */
-export const FCK_MISSING_PEER = createError<'FCK_MISSING_PEER', [string, string, string]>(
+/**
+ * Options need optional peer dependencies that are not installed, all named at once:
+ * `(packages, "is" or "are", options, packages separated by spaces)`.
+ */
+export const FCK_MISSING_PEER = createError<'FCK_MISSING_PEER', [string, string, string, string]>(
   'FCK_MISSING_PEER',
-  'The %s package is needed for the %s option and is not installed: npm install %s'
+  '%s %s needed for the %s and not installed: npm install %s'
 )
 
 /** `error` as FCK_STORE_UNAVAILABLE for `store`, unless it already is one (a timeout of the primary's store). */

@@ -1,5 +1,5 @@
 import os from 'node:os'
-import { checkObject, integer, read, rejectUnknown, type Env } from '../common/config.js'
+import { checkObject, integer, overriddenVariables, read, rejectUnknown, type Env } from '../common/config.js'
 import { FCK_INVALID_OPTION, FCK_MONITORING_UNPROTECTED } from '../common/errors.js'
 import type { ClusterPluginOptions } from '../worker/options.js'
 import type { PrimaryStoreLimits } from '../shared-state/primary-store.js'
@@ -187,6 +187,8 @@ export interface ResolvedBootOptions {
   onPrimary: (() => void | Promise<void>) | undefined
   plugin: ClusterPluginOptions
   primaryStore: PrimaryStoreLimits
+  /** Variables the options override with another value, one line each (see overriddenVariables). */
+  warnings: string[]
 }
 
 /** The options that are objects or functions, not single settings. */
@@ -255,7 +257,11 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env, mayFo
     monitoring: primary ? resolveMonitoring(options.monitoring, env) : false,
     onPrimary: options.onPrimary,
     plugin: options.plugin ?? {},
-    primaryStore: resolvePrimaryStore(options.primaryStore)
+    primaryStore: resolvePrimaryStore(options.primaryStore),
+    // Said by the process that owns the settings, once: not again by each worker.
+    warnings: mayFork
+      ? [...overriddenVariables(setting, options, env), ...(primary && typeof options.monitoring === 'object' ? overriddenVariables(MONITORING_SETTINGS, options.monitoring, env) : [])]
+      : []
   }
 }
 

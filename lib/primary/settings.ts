@@ -173,7 +173,8 @@ export const MONITORING_SETTINGS = {
     kind: text('a non-empty string'),
     default: undefined,
     shown: 'none',
-    doc: 'bearer token `POST /cluster/restart` requires, and beyond loopback every route but `/cluster/health`'
+    doc: 'bearer token `POST /cluster/restart` requires, and beyond loopback every route but `/cluster/health`',
+    secret: true
   } satisfies Setting<string | undefined>,
   scrapeTimeout: {
     option: 'monitoring.scrapeTimeout',

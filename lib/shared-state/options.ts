@@ -119,7 +119,8 @@ export const SHARED_SETTINGS = {
     },
     default: undefined,
     shown: 'none',
-    doc: 'Redis for rate limits and sessions (needs `ioredis`); without it the bootCluster primary holds them'
+    doc: 'Redis for rate limits and sessions (needs `ioredis`); without it the bootCluster primary holds them',
+    secret: true
   } satisfies Setting<RedisConfig | undefined>,
   redisPort: {
     env: 'REDIS_PORT',

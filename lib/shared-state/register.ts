@@ -14,18 +14,35 @@ import { PrimarySessionStore, RedisSessionStore } from './session-stores.js'
 
 const nodeRequire = createRequire(import.meta.url)
 
+/** An optional peer dependency, and what needs it (`the session option`, `REDIS_URL`). */
+type Need = readonly [name: string, neededBy: string]
+
 /**
- * An optional peer dependency, loaded only when an option uses it: an app without sessions, rate
- * limits or Redis installs none of them. A missing one is named, with the option that needs it.
+ * The optional peer dependencies the options use, loaded: an app without sessions, rate limits
+ * or Redis installs none of them. Every missing one is named in one error, with what needs it and
+ * the install line, so a user installs them all at once rather than one per failed start.
  */
-function peer<T> (name: string, option: string): T {
-  try {
-    return nodeRequire(name) as T
-  } catch (error) {
-    const { code, message } = error as { code?: string, message?: string }
-    if (code === 'MODULE_NOT_FOUND' && message?.includes(`'${name}'`) === true) throw new FCK_MISSING_PEER(name, option, name)
-    throw error
+function loadPeers (needs: readonly Need[]): Map<string, unknown> {
+  const loaded = new Map<string, unknown>()
+  const missing: Need[] = []
+  for (const need of needs) {
+    const [name] = need
+    try {
+      loaded.set(name, nodeRequire(name))
+    } catch (error) {
+      const { code, message } = error as { code?: string, message?: string }
+      if (code !== 'MODULE_NOT_FOUND' || message?.includes(`'${name}'`) !== true) throw error
+      missing.push(need)
+    }
   }
+  if (missing.length === 0) return loaded
+  const names = [...new Set(missing.map(([name]) => name))]
+  const neededBy = [...new Set(missing.map(([, by]) => by))]
+  throw new FCK_MISSING_PEER(`The ${and(names)} package${names.length > 1 ? 's' : ''}`, names.length > 1 ? 'are' : 'is', and(neededBy), names.join(' '))
+}
+
+function and (items: readonly string[]): string {
+  return items.length > 1 ? `${items.slice(0, -1).join(', ')} and ${items.at(-1) as string}` : items[0] ?? ''
 }
 
 /** `redis` when Redis is configured, else `primary` under bootCluster, else `memory`; or what `sharedState` asks, if it can be had. */
@@ -52,10 +69,17 @@ export async function registerSharedState (
   if (backend === 'memory' && deps.identity.manager === 'pm2' && (rateLimit !== undefined || session !== undefined)) {
     fastify.log.warn('clusterPlugin: no Redis configured under PM2: rate limits and sessions are per worker (set REDIS_URL to share them)')
   }
+  const needsRedis = backend === 'redis' && !fastify.hasDecorator('redis')
+  const peers = loadPeers([
+    ...(needsRedis ? [['ioredis', options.redisSource] as const] : []),
+    ...(rateLimit === undefined ? [] : [['@fastify/rate-limit', 'the rateLimit option'] as const]),
+    ...(session === undefined ? [] : [['@fastify/session', 'the session option'] as const]),
+    ...(session === undefined || fastify.hasDecorator('parseCookie') ? [] : [['@fastify/cookie', 'the session option'] as const])
+  ])
   let redis: Redis | undefined
   let primary: ((requests: StateRequest[]) => Promise<unknown[]>) | undefined
   if (backend === 'redis') {
-    redis = await connectRedis(fastify, options)
+    redis = needsRedis ? await connectRedis(fastify, options, peers.get('ioredis') as typeof import('ioredis')) : (fastify as unknown as { redis: Redis }).redis
     const client = redis
     // Answers at once while Redis is away (no offline queue), and turns ready again when it is back.
     deps.checks.add('redis', async () => (await client.ping()) === 'PONG', { timeout: options.storeTimeout })
@@ -66,7 +90,7 @@ export async function registerSharedState (
   if (rateLimit !== undefined) {
     const counter = redis !== undefined ? redisCounter(redis) : primary !== undefined ? primaryCounter(primary) : undefined
     const store = counter === undefined ? undefined : counterStore(backend, counter, (error) => deps.onStoreError('rate-limit', error))
-    await registerOfficial(fastify, 'rateLimit', '@fastify/rate-limit', {
+    await registerOfficial(fastify, 'rateLimit', peers.get('@fastify/rate-limit'), '@fastify/rate-limit', {
       ...rateLimit,
       ...(store === undefined ? {} : { store }),
       skipOnError: options.onStoreError === 'fail-open'
@@ -77,10 +101,10 @@ export async function registerSharedState (
     const store = redis !== undefined
       ? new RedisSessionStore(redis, { onError })
       : primary !== undefined ? new PrimarySessionStore(batched(primary), { onError }) : undefined
-    if (!fastify.hasDecorator('parseCookie')) await registerOfficial(fastify, 'session', '@fastify/cookie', {})
+    if (peers.has('@fastify/cookie')) await registerOfficial(fastify, 'session', peers.get('@fastify/cookie'), '@fastify/cookie', {})
     // A session is stored (and its cookie set) only once a request puts something in it, unless
     // the app says otherwise: anonymous traffic then costs the store nothing and cannot evict anyone.
-    await registerOfficial(fastify, 'session', '@fastify/session', {
+    await registerOfficial(fastify, 'session', peers.get('@fastify/session'), '@fastify/session', {
       saveUninitialized: false,
       ...session,
       ...(store === undefined || session.store !== undefined ? {} : { store })
@@ -94,8 +118,10 @@ export async function registerSharedState (
  * added to a context to every route in it and its children, so no registration order or child
  * context keeps @fastify/session's store away from a probe.
  */
-async function registerOfficial (fastify: FastifyInstance, option: string, name: string, settings: object, skip?: ReadonlySet<string>): Promise<void> {
-  const plugin = peer<FastifyPluginCallback>(name, option)
+async function registerOfficial (
+  fastify: FastifyInstance, option: string, loaded: unknown, name: string, settings: object, skip?: ReadonlySet<string>
+): Promise<void> {
+  const plugin = loaded as FastifyPluginCallback
   try {
     await fastify.register(skip === undefined ? plugin : skippingRoutes(plugin, name, skip), settings)
   } catch (error) {
@@ -106,8 +132,8 @@ async function registerOfficial (fastify: FastifyInstance, option: string, name:
 }
 
 /**
- * The app's client when it decorated `fastify.redis` (@fastify/redis), else a new one, decorated
- * as `fastify.redis`, set to fail fast: no offline queue and no retries per command, so a request
+ * A new Redis client (the app's own, when it decorated `fastify.redis` with @fastify/redis, is
+ * used instead, without this), decorated as `fastify.redis`, set to fail fast: no offline queue and no retries per command, so a request
  * never waits on an absent Redis longer than `storeTimeout`; ioredis keeps reconnecting in the
  * background, so Redis coming back needs no restart.
  *
@@ -115,8 +141,7 @@ async function registerOfficial (fastify: FastifyInstance, option: string, name:
  * restarted in a running cluster starts anyway, and its readiness check reports Redis until it
  * answers (a crash during an outage must not cost the slot).
  */
-async function connectRedis (fastify: FastifyInstance, options: ResolvedSharedState): Promise<Redis> {
-  if (fastify.hasDecorator('redis')) return (fastify as unknown as { redis: Redis }).redis
+async function connectRedis (fastify: FastifyInstance, options: ResolvedSharedState, { Redis }: typeof import('ioredis')): Promise<Redis> {
   const { storeTimeout } = options
   const failFast = {
     connectTimeout: storeTimeout,
@@ -126,7 +151,6 @@ async function connectRedis (fastify: FastifyInstance, options: ResolvedSharedSt
     retryStrategy: (times: number) => Math.min(times * 100, 1000),
     lazyConnect: true
   }
-  const { Redis } = peer<typeof import('ioredis')>('ioredis', options.redisSource)
   const config = options.redis as RedisConfig
   const client = typeof config === 'string' ? new Redis(config, failFast) : new Redis({ ...failFast, ...config })
   // Failures reach requests (503 or fail-open) and readiness; the client's own events would only

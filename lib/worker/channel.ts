@@ -17,6 +17,12 @@ export class WorkerChannel {
   readonly #requests = new Correlator<unknown[]>()
   readonly #scrapes = new Correlator<string | undefined>()
   #listening = false
+  /**
+   * Set by bootCluster just before it listens: a worker is announced to the primary only when
+   * bootCluster opened it, never by a listen() the app's factory made itself (which bootCluster
+   * then refuses, so the primary sees a failed start rather than a ready worker that exits).
+   */
+  bootListens = false
 
   /** One handler per message type; PM2's plain `shutdown` string counts as `fck:shutdown`. */
   on<T extends PrimaryMessage['type']>(type: T, handler: Handler<T>): void {

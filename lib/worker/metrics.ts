@@ -1,19 +1,18 @@
 import type { IncomingMessage } from 'node:http'
-import type { FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import FindMyWay from 'find-my-way'
 import { collectDefaultMetrics, Counter, Registry, type Metric } from 'prom-client'
 import type { Identity } from '../common/identity.js'
 import type { ResolvedMetricsOptions } from './options.js'
 import { sendToPrimary, type MetricJSON } from '../common/protocol.js'
 import type { WorkerChannel } from './channel.js'
+import { kArrivedAt, kRoute, type TappedResponse } from './response-head.js'
 
 /** The `route` label of requests no route matched: one label, whatever the URL. */
 const NOT_FOUND_ROUTE = 'not_found'
 
-const kArrivedAt = Symbol('fastify-cluster-kit.arrivedAt')
-const kRoute = Symbol('fastify-cluster-kit.route')
-/** A request's arrival and, once its handler ran, its route's series (false: not observed). */
-type Stamped = IncomingMessage & { [kArrivedAt]?: number, [kRoute]?: RouteDurations | false }
+/** A response whose route's handler ran carries the route's series (false: not observed). */
+type Stamped = TappedResponse & { [kRoute]: RouteDurations | false | null }
 
 const noop = (): void => {}
 
@@ -42,49 +41,39 @@ export class WorkerMetrics {
   }
 
   /**
-   * Call from an onRoute hook: the route's handler stamps its request with the route's series
-   * (no per-request hook, no `request.routeOptions` getter), and the route is added to a router
-   * of our own that places the replies sent before a handler ran (a hook's 401, a 429, a 400 for
-   * a body that does not parse). Routes registered before the plugin are not seen: see stampRoute().
+   * Call from an onRoute hook: returns the route's series, which its handler stamps on its
+   * response (see plugin.ts), and adds the route to a router of our own that places the replies
+   * sent before a handler ran (a hook's 401, a 429, a 400 for a body that does not parse). Routes
+   * registered before the plugin are not seen: see stampRoute().
    */
-  watchRoute (route: RouteOptions): void {
+  watchRoute (route: RouteOptions): RouteDurations | false {
     const series = this.#seriesOf(route.url, route.config)
     for (const method of [route.method].flat()) {
       // Duplicates (the permissive router below merges what Fastify keeps apart) keep the first.
       try { this.#routes.on(method.toUpperCase() as FindMyWay.HTTPMethod, route.url, noop, { series }) } catch {}
     }
-    const handler = route.handler
-    route.handler = function (request, reply) {
-      (request.raw as Stamped)[kRoute] = series
-      return handler.call(this, request, reply)
-    }
+    return series
   }
 
-  /** For routes registered before the plugin: stamps a request from an onSend hook, unless its handler did. */
-  stampRoute (request: FastifyRequest): void {
-    const raw = request.raw as Stamped
-    if (raw[kRoute] === undefined) raw[kRoute] = this.#seriesOf(request.routeOptions.url, request.routeOptions.config)
+  /** For routes registered before the plugin: stamps a response from an onSend hook, unless its handler did. */
+  stampRoute (request: FastifyRequest, reply: FastifyReply): void {
+    const raw = reply.raw as Stamped
+    if (raw[kRoute] == null) raw[kRoute] = this.#seriesOf(request.routeOptions.url, request.routeOptions.config)
   }
 
   #seriesOf (url: string | undefined, config: { metrics?: boolean } | undefined): RouteDurations | false {
     return config?.metrics === false ? false : this.#duration.forRoute(url ?? NOT_FOUND_ROUTE)
   }
 
-  /** Stamps a request's arrival (from the server's 'request' event, before Fastify sees it). */
-  start (request: IncomingMessage): void {
-    (request as Stamped)[kArrivedAt] = performance.now()
-  }
-
   /**
    * Observes a request from arrival to its response head, under its route pattern, never its raw
    * URL, unless the route says `config: { metrics: false }`. Hijacked replies are observed too.
    */
-  observe (request: IncomingMessage, statusCode: number): void {
-    const stamped = request as Stamped
-    const series = stamped[kRoute] ?? this.#placeUnhandled(request, statusCode)
+  observe (response: TappedResponse, statusCode: number): void {
+    const { req } = response
+    const series = (response as Stamped)[kRoute] ?? this.#placeUnhandled(req, statusCode)
     if (series === false) return
-    // Stamped by start(), from the listener that wrapped this response's writeHead.
-    series.observe(request.method ?? '', statusCode, (performance.now() - (stamped[kArrivedAt] as number)) / 1000)
+    series.observe(req.method ?? '', statusCode, (performance.now() - response[kArrivedAt]) / 1000)
   }
 
   /**

@@ -1,8 +1,8 @@
 import type { Registry } from 'prom-client'
-import { boolean, checkObject, GRACEFUL_TIMEOUT, ms, nameOrOff, pathOrOff, read, rejectUnknown, type Env, type Setting } from '../common/config.js'
+import { boolean, checkObject, GRACEFUL_TIMEOUT, ms, nameOrOff, overriddenVariables, pathOrOff, read, rejectUnknown, type Env, type Setting } from '../common/config.js'
 import { FCK_INVALID_OPTION } from '../common/errors.js'
 import { detectIdentity } from '../common/identity.js'
-import { resolveShared, SHARED_KEYS, type ResolvedSharedState, type SharedStateOptions } from '../shared-state/options.js'
+import { resolveShared, SHARED_KEYS, SHARED_SETTINGS, type ResolvedSharedState, type SharedStateOptions } from '../shared-state/options.js'
 
 export interface MetricsOptions {
   /**
@@ -102,7 +102,8 @@ export interface ClusterPluginOptions extends SharedStateOptions {
   healthPrefix?: string | false
   /**
    * Milliseconds between the start of a drain (readiness answers 503) and closing the listener,
-   * so a load balancer or Kubernetes can stop routing here first.
+   * so a load balancer or Kubernetes can stop routing here first; less than gracefulTimeout.
+   * Environment: `GRACEFUL_SHUTDOWN_DELAY`.
    * @default 0
    */
   shutdownDelay?: number
@@ -161,6 +162,7 @@ export const PLUGIN_SETTINGS = {
   } satisfies Setting<string | false>,
   shutdownDelay: {
     option: 'shutdownDelay',
+    env: 'GRACEFUL_SHUTDOWN_DELAY',
     kind: ms(0),
     default: 0,
     shown: '0',
@@ -201,6 +203,8 @@ export type ResolvedOptions = Required<Omit<ClusterPluginOptions, 'metrics' | ke
   metrics: ResolvedMetricsOptions | false
   shared: ResolvedSharedState
   drainIdleGrace: number
+  /** Variables the options override with another value, one line each (see overriddenVariables). */
+  warnings: string[]
 }
 
 const KNOWN = [...Object.keys(PLUGIN_SETTINGS), 'metrics', ...SHARED_KEYS]
@@ -220,7 +224,8 @@ export function resolveOptions (options: ClusterPluginOptions, env: Env): Resolv
     handleSignals: read(setting.handleSignals, options.handleSignals, env),
     metrics: resolveMetrics(options.metrics, env),
     shared: resolveShared(options, env, underPrimary),
-    drainIdleGrace: DRAIN_IDLE_GRACE
+    drainIdleGrace: DRAIN_IDLE_GRACE,
+    warnings: [...overriddenVariables(setting, options, env), ...overriddenVariables(SHARED_SETTINGS, options, env)]
   }
 }
 

@@ -3,15 +3,19 @@ import type { Registry } from 'prom-client'
 import fp from 'fastify-plugin'
 import { Checks, registerHealthRoutes, type HealthDeps, type ReadinessCheck } from './health.js'
 import type { WorkerMetrics } from './metrics.js'
+import { FIRST_FD, servedSockets } from '../common/activation.js'
 import { describeAddress } from '../common/address.js'
+import { warnLine } from '../common/config.js'
 import { detectIdentity, type Manager } from '../common/identity.js'
 import { resolveOptions, type ClusterPluginOptions, type ResolvedOptions } from './options.js'
+import { FCK_REGISTERED_TWICE } from '../common/errors.js'
 import { PROMETHEUS_TEXT, sendToPrimary } from '../common/protocol.js'
-import { decorateInjected, tapResponses } from './response-head.js'
+import { decorateInjected, kRoute, tapResponses, type Tap, type TappedResponse } from './response-head.js'
 import { Sampler } from './sampler.js'
 import type { SharedStateBackend } from '../shared-state/options.js'
 import { chooseBackend, registerSharedState } from '../shared-state/register.js'
 import { Shutdown } from './shutdown.js'
+import { runnerWarning } from './runner.js'
 import { Traffic } from './traffic.js'
 import { AdoptedListeners } from './adopted.js'
 import { kChannel, WorkerChannel } from './channel.js'
@@ -50,8 +54,11 @@ const STORE_WARNING_INTERVAL = 5000
 const CLUSTER_SCRAPE_WAIT = 10_000
 
 const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fastify: FastifyInstance, opts) => {
+  if (fastify.hasDecorator('cluster')) throw new FCK_REGISTERED_TWICE()
   const options = resolveOptions(opts, process.env)
   const identity = detectIdentity(process.env)
+  // Under bootCluster the primary said these once, for every worker.
+  if (identity.manager !== 'bootCluster') options.warnings.forEach(warnLine)
   const headers: Array<[string, string]> = []
   if (options.workerIdHeader !== false) headers.push([options.workerIdHeader.toLowerCase(), identity.workerId])
   if (options.workerPidHeader !== false) headers.push([options.workerPidHeader.toLowerCase(), String(process.pid)])
@@ -71,7 +78,12 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   // not pay for prom-client, which only workers use.
   const metrics = options.metrics === false ? undefined : new (await import('./metrics.js')).WorkerMetrics(options.metrics, identity)
 
-  if (metrics !== undefined) watchRoutes(fastify, metrics)
+  const tap = tapResponses(fastify.server, {
+    onRequest: (_request, response) => traffic.onRequest(response),
+    headers,
+    onHead: metrics === undefined ? undefined : (response, statusCode) => metrics.observe(response, statusCode)
+  })
+  watchRoutes(fastify, metrics, tap, headers)
   const sampler = new Sampler(traffic, metrics === undefined ? undefined : () => metrics.windowLatencyP99())
 
   const backend = chooseBackend(options.shared, identity)
@@ -103,15 +115,6 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     onStoreError: storeErrorReporter(fastify, backend, options.shared.onStoreError, metrics)
   })
 
-  const untap = tapResponses(fastify.server, {
-    onRequest: (request, response) => {
-      metrics?.start(request)
-      traffic.onRequest(response)
-    },
-    headers,
-    onHead: metrics === undefined ? undefined : (request, statusCode) => metrics.observe(request, statusCode)
-  })
-
   decorateInjected(fastify, headers)
 
   sampler.start(options.heartbeatInterval, (sample) => {
@@ -120,7 +123,11 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
 
   fastify.addHook('onListen', async () => {
     shutdown.install(channel)
-    if (reportsToPrimary) {
+    const warning = options.handleSignals ? runnerWarning(options.gracefulTimeout) : undefined
+    if (warning !== undefined) warnLine(warning)
+    // Sockets systemd passed past the first, which the app's own listen took (see boot.ts).
+    for (let fd = FIRST_FD + 1; fd < FIRST_FD + servedSockets(process.env, reportsToPrimary); fd++) adopted.adopt(`fd ${fd}`, { fd })
+    if (reportsToPrimary && channel.bootListens) {
       metrics?.listen(channel)
       channel.on('fck:adopt', ({ slot }, handle) => adopted.adopt(slot, handle))
       channel.on('fck:release', ({ slot }) => adopted.release(slot))
@@ -133,7 +140,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
 
   fastify.addHook('onClose', async () => {
     if (reportsToPrimary) await metrics?.sendFinal()
-    untap()
+    tap.untap()
     adopted.closeAll()
     shutdown.uninstall()
     channel.close()
@@ -142,14 +149,28 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   })
 }
 
-/** Metrics of every route: the ones added from now on (ours included) stamp their requests from their handler. */
-function watchRoutes (fastify: FastifyInstance, metrics: WorkerMetrics): void {
-  fastify.addHook('onRoute', (route) => metrics.watchRoute(route))
-  // Routes already there (bootCluster registers the plugin after the factory's routes) are learnt
-  // per request, by a hook: "(empty tree)" is find-my-way's rendering of a router without routes.
+/**
+ * Metrics of every route: the ones added from now on (ours included) stamp their responses from
+ * their handler (no per-request hook, no `request.routeOptions` getter).
+ */
+function watchRoutes (fastify: FastifyInstance, metrics: WorkerMetrics | undefined, tap: Tap, headers: ReadonlyArray<readonly [string, string]>): void {
+  if (metrics === undefined) return
+  fastify.addHook('onRoute', (route) => {
+    const series = metrics.watchRoute(route)
+    const handler = route.handler
+    route.handler = function (request, reply) {
+      (reply.raw as TappedResponse)[kRoute] = series
+      return handler.call(this, request, reply)
+    }
+  })
+  // Routes already there (bootCluster registers the plugin after the factory's routes, or the app
+  // did not await register()) are learnt per request, by a hook: "(empty tree)" is find-my-way's
+  // rendering of a router without routes. It also gives the worker headers to an inject() that
+  // began before the plugin loaded, which decorateInjected cannot reach.
   if (fastify.printRoutes() !== '(empty tree)') {
-    fastify.addHook('onSend', (request, _reply, payload, done) => {
-      metrics.stampRoute(request)
+    fastify.addHook('onSend', (request, reply, payload, done) => {
+      metrics.stampRoute(request, reply)
+      if (!tap.sees(reply.raw)) for (const [name, value] of headers) reply.header(name, value)
       done(null, payload)
     })
   }

@@ -1,9 +1,19 @@
 import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 
-const kWriteHead = Symbol('fastify-cluster-kit.writeHead')
+/** `performance.now()` when the response's request arrived, for the request histogram. */
+export const kArrivedAt = Symbol('fastify-cluster-kit.arrivedAt')
+/** What the route's handler stamped on the response (its metrics series); null before. */
+export const kRoute = Symbol('fastify-cluster-kit.route')
 
-type TappedResponse = ServerResponse & { [kWriteHead]: ServerResponse['writeHead'] }
+/** A response the tap follows: set on each response as it arrives, so it keeps one shape after. */
+export type TappedResponse = ServerResponse & { [kArrivedAt]: number, [kRoute]: unknown }
+
+export interface Tap {
+  untap: () => void
+  /** Whether the tap follows this response (not so an injected one). */
+  sees: (response: ServerResponse) => boolean
+}
 
 export interface ResponseTap {
   /** Runs for every request the server emits, before Fastify's own listener. */
@@ -11,7 +21,7 @@ export interface ResponseTap {
   /** Lower-case names and values added to every response head. */
   headers: ReadonlyArray<readonly [string, string]>
   /** Runs once a response head is written, with the status code that went out. */
-  onHead: ((request: IncomingMessage, statusCode: number) => void) | undefined
+  onHead: ((response: TappedResponse, statusCode: number) => void) | undefined
 }
 
 /**
@@ -20,10 +30,13 @@ export interface ResponseTap {
  * technique of the `on-headers` package (what it saves: benchmarks/RESULTS.md, paired CPU).
  * Every response head goes through `writeHead` (Fastify's replies, its 404s, errors and 503s, a
  * hijacked reply's `res.end()`), so each carries the headers and is observed.
+ *
+ * Everything the tap keeps per request lives on the response, set at once as it arrives: the
+ * request object keeps the shape Node gave it, and the response one shape from then on, with the
+ * few fields one small backing store holds (benchmarks/RESULTS.md, "Issue 29").
  * `fastify.inject()` bypasses the server: injected requests are neither tapped nor observed.
- * Returns the function that removes the tap.
  */
-export function tapResponses (server: Server, { onRequest, headers, onHead }: ResponseTap): () => void {
+export function tapResponses (server: Server, { onRequest, headers, onHead }: ResponseTap): Tap {
   const wraps = headers.length > 0 || onHead !== undefined
 
   function writeHead (this: TappedResponse, statusCode: number, reasonOrHeaders?: unknown, maybeHeaders?: unknown): ServerResponse {
@@ -35,22 +48,37 @@ export function tapResponses (server: Server, { onRequest, headers, onHead }: Re
     } else if (!this.headersSent) {
       for (let i = 0; i < headers.length; i++) this.setHeader(headers[i]![0], headers[i]![1])
     }
-    // The caller's own arguments, passed on unchanged.
-    const response = this[kWriteHead].apply(this, arguments as unknown as Parameters<ServerResponse['writeHead']>)
-    onHead?.(this.req, this.statusCode)
+    // The class's own writeHead (the tap's listener runs first, so nothing replaced it before),
+    // with the caller's own arguments.
+    const response = Object.getPrototypeOf(this).writeHead.apply(this, arguments) as ServerResponse
+    onHead?.(this, this.statusCode)
     return response
   }
 
-  // Prepended: it must stamp a request before Fastify's listener runs a synchronous handler.
-  const listener = (request: IncomingMessage, response: ServerResponse): void => {
+  const tap = (request: IncomingMessage, response: TappedResponse): void => {
     onRequest(request, response)
-    if (wraps) {
-      (response as TappedResponse)[kWriteHead] = response.writeHead
-      response.writeHead = writeHead as ServerResponse['writeHead']
+    if (onHead !== undefined) {
+      response[kArrivedAt] = performance.now()
+      response[kRoute] = null
     }
+    if (wraps) response.writeHead = writeHead as TappedResponse['writeHead']
   }
-  server.prependListener('request', listener)
-  return () => { server.removeListener('request', listener) }
+  // Before Fastify's listener, which may run a synchronous handler. When Fastify's is the server's
+  // one 'request' listener, the tap takes its place and calls it: an emitter with one listener
+  // calls it directly, with two it copies its listener array on every request.
+  const [only, ...others] = server.listeners('request') as Array<(request: IncomingMessage, response: ServerResponse) => void>
+  const listener = only !== undefined && others.length === 0
+    ? function (this: Server, request: IncomingMessage, response: TappedResponse) { tap(request, response); only.call(this, request, response) }
+    : tap
+  if (listener === tap) server.prependListener('request', tap)
+  else server.removeListener('request', only as never).on('request', listener)
+  return {
+    untap: () => {
+      server.removeListener('request', listener)
+      if (listener !== tap) server.on('request', only as never)
+    },
+    sees: (response) => response.writeHead === writeHead
+  }
 }
 
 type Injected = { headers: Record<string, unknown> }

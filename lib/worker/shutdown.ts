@@ -10,6 +10,8 @@ import type { Traffic } from './traffic.js'
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const
 
+type Close = FastifyInstance['close']
+
 /**
  * The worker's graceful exit, started by SIGTERM/SIGINT, by our primary's `fck:shutdown` message
  * or by PM2's `shutdown` message:
@@ -21,9 +23,14 @@ const SIGNALS = ['SIGTERM', 'SIGINT'] as const
  *
  * Past `gracefulTimeout` the process exits 1 with a log line naming what was still open;
  * a second signal exits 1 at once.
+ *
+ * Where another handler of the signal calls `fastify.close()` too (fastify-cli's close-with-grace,
+ * an app's own), that close waits for the drain before Fastify closes: Fastify's own close answers
+ * 503 to every new request at once. One drain, whoever asked; but a handler that exits the process
+ * on a timer of its own must give the drain time (see runner.ts).
  */
 export class Shutdown {
-  #started = false
+  #drain: Promise<void> | undefined
   #stage = 'draining connections'
   #installed = false
 
@@ -33,13 +40,27 @@ export class Shutdown {
     private readonly options: ResolvedOptions,
     private readonly identity: Identity,
     private readonly adopted: AdoptedListeners
-  ) {}
+  ) {
+    const close = fastify.close.bind(fastify) as Close
+    // Only once a drain has begun does close() wait for it: a close() of the app's own (a test's
+    // teardown) keeps Fastify's behaviour.
+    fastify.close = ((done?: (error?: Error) => void) => {
+      if (this.#drain === undefined) return done === undefined ? close() : close(done)
+      const closed = this.#drain.then(() => close())
+      if (done === undefined) return closed
+      closed.then(() => done(), done)
+      return fastify
+    }) as Close
+  }
 
-  /** Listen for signals and shutdown messages (ours, PM2's); called once the server listens. */
+  /**
+   * Listen for signals and shutdown messages (ours, PM2's); called once the server listens.
+   * Prepended: a signal must start the drain before another handler calls `fastify.close()`.
+   */
   install (channel: WorkerChannel): void {
     if (this.#installed) return
     this.#installed = true
-    if (this.options.handleSignals) for (const signal of SIGNALS) process.on(signal, this.#onSignal)
+    if (this.options.handleSignals) for (const signal of SIGNALS) process.prependListener(signal, this.#onSignal)
     channel.on('fck:shutdown', ({ reason }) => this.#start(reason))
   }
 
@@ -48,7 +69,7 @@ export class Shutdown {
   }
 
   #onSignal = (signal: NodeJS.Signals): void => {
-    if (this.#started) {
+    if (this.#drain !== undefined) {
       this.fastify.log.error({ signal }, `second ${signal} during graceful shutdown: forcing exit`)
       process.exit(1)
     }
@@ -56,17 +77,33 @@ export class Shutdown {
   }
 
   #start (reason: string): void {
-    this.run(reason).catch((error: unknown) => {
-      this.fastify.log.error({ err: error }, 'graceful shutdown failed')
-      process.exit(1)
-    })
+    this.run(reason).catch(this.#failed)
+  }
+
+  #failed = (error: unknown): void => {
+    this.fastify.log.error({ err: error }, 'graceful shutdown failed')
+    process.exit(1)
   }
 
   async run (reason: string): Promise<void> {
-    if (this.#started) return
-    this.#started = true
+    if (this.#drain !== undefined) return
+    await this.#startDrain(reason)
+    this.#stage = 'running onClose hooks'
+    await this.fastify.close()
+    this.fastify.log.info('graceful shutdown: done')
+    process.exit(0)
+  }
+
+  /** Steps 1-3; `fastify.close()` waits for them from now on. */
+  #startDrain (reason: string): Promise<void> {
+    this.#drain = this.#drainConnections(reason)
+    return this.#drain
+  }
+
+  async #drainConnections (reason: string): Promise<void> {
     const { fastify, traffic, options } = this
-    fastify.log.info({ reason, workerId: this.identity.workerId }, 'graceful shutdown: draining')
+    // The app's logger names the worker already (plugin.ts sets it on its bindings).
+    fastify.log.info({ reason }, 'graceful shutdown: draining')
     sendToPrimary({ type: 'fck:draining', workerId: this.identity.workerId, pid: process.pid, reason })
     // Deliberately ref'd: if everything else is closed but the drain is stuck, this ends it.
     setTimeout(() => {
@@ -83,9 +120,5 @@ export class Shutdown {
     if (fastify.server.listening) NetServer.prototype.close.call(fastify.server)
     this.adopted.closeAll()
     await traffic.drained()
-    this.#stage = 'running onClose hooks'
-    await fastify.close()
-    fastify.log.info('graceful shutdown: done')
-    process.exit(0)
   }
 }

@@ -36,14 +36,18 @@ export interface SpawnOptions {
   prefix?: string[]
   /** A process group of its own, so a test can signal the whole group as a terminal's Ctrl-C does. */
   detached?: boolean
+  /** Arguments after the script's path. */
+  args?: string[]
+  cwd?: string
 }
 
 /** Runs a script with Node, `env` over this process's environment, collecting what it prints. */
 export function spawnScript (
-  path: string, env: NodeJS.ProcessEnv = {}, ipc = true, { prefix = [], detached = false }: SpawnOptions = {}
+  path: string, env: NodeJS.ProcessEnv = {}, ipc = true, { prefix = [], detached = false, args: after = [], cwd }: SpawnOptions = {}
 ): { child: ChildProcess, output: () => string, exited: Promise<Exit> } {
-  const [command = process.execPath, ...args] = [...prefix, process.execPath, path]
+  const [command = process.execPath, ...args] = [...prefix, process.execPath, path, ...after]
   const child = spawn(command, args, {
+    cwd,
     env: { ...process.env, ...env },
     stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
     detached
@@ -96,9 +100,9 @@ export async function startFixture (
   return { child, port, messages, output, exited }
 }
 
-/** Runs a fixture to its exit (killing it after `ms`) and returns the exit and all it printed. */
-export async function runFixture (script: string, env: NodeJS.ProcessEnv, ms = 20_000): Promise<Exit & { output: string }> {
-  const { child, output, exited } = spawnScript(fixturePath(script), env, false)
+/** Runs a fixture (or the script at an absolute path) to its exit (killing it after `ms`) and returns the exit and all it printed. */
+export async function runFixture (script: string, env: NodeJS.ProcessEnv, ms = 20_000, options: SpawnOptions = {}): Promise<Exit & { output: string }> {
+  const { child, output, exited } = spawnScript(script.startsWith('/') ? script : fixturePath(script), env, false, options)
   const timer = setTimeout(() => child.kill('SIGKILL'), ms)
   const exit = await exited
   clearTimeout(timer)

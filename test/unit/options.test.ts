@@ -55,7 +55,8 @@ t.test('monitoring settings are read only where the monitoring server can start'
 })
 
 t.test('the readers: code wins over the environment, an empty variable is unset, each kind names what it expects', async (t) => {
-  t.match(boot({ port: 4000 }, { PORT: 'abc' }), { port: 4000 }, 'a good option shadows a bad variable')
+  t.match(boot({ port: 4000 }, { PORT: '5000' }), { port: 4000, warnings: ['PORT=5000 is ignored: the port option (4000) wins'] }, 'a good option wins, and says so')
+  t.throws(() => boot({ port: 4000 }, { PORT: 'abc' }), { code: 'FCK_INVALID_ENV', message: /PORT: got "abc"/ }, 'a bad variable is refused even where an option overrides it')
   t.match(boot({}, { PORT: '' }), { port: 3000 }, 'an empty variable is the default')
   t.match(boot({}, { ENABLE_CLUSTERING: 'no', CLUSTER_ALLOW_OVERSUBSCRIBE: 'YES' }), { enabled: false })
   t.throws(() => boot({ enabled: 'yes' }), { message: /enabled: got "yes", expected true or false/ }, 'words are for variables only')
