@@ -9,6 +9,7 @@ import type { ClusterHealth, ClusterStats, ReloadResult, WorkerStats } from '../
 const USAGE = `Usage: fastify-cluster <command> [--host H] [--port P] [--token T]
 
 Commands:
+  start <entry>       run an app clustered (fastify-cluster start --help for its flags)
   status [--watch S]  the workers as a table (with --watch: live, redrawn at most every S seconds
                       and at each event, the latest events below it)
   stats [--json]      the cluster's stats (--json: one line of JSON)
@@ -18,7 +19,7 @@ Commands:
 
 --host, --port and --token default to CLUSTER_MONITORING_HOST, CLUSTER_MONITORING_PORT and
 CLUSTER_MONITORING_TOKEN, else 127.0.0.1 and 3003. Exit code 2: nothing answered there, the token
-was refused, or the command line was wrong.`
+was refused, or the command line was wrong; start exits 1 when the app cannot start.`
 
 /** A failure to reach or use the monitoring server: one line, exit code 2. */
 class CliError extends Error {}
@@ -26,6 +27,14 @@ class CliError extends Error {}
 interface Target { base: string, token: string | undefined }
 
 async function main (argv: string[]): Promise<number> {
+  if (argv[0] === 'start') {
+    // Loaded only for this command: the others talk to a running cluster and need none of it.
+    await (await import('./start.js')).start(argv.slice(1)).catch((error: Error) => {
+      process.stderr.write(`fastify-cluster: ${isKnown(error) ? error.message : error.stack ?? String(error)}\n`)
+      process.exit(1)
+    })
+    return 0
+  }
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -191,9 +200,13 @@ function formatUptime (seconds: number): string {
   return `${Math.floor(seconds / 86400)}d`
 }
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (error: Error) => {
+/** An error the user can act on from its message alone (the command line, the kit's own), rather than a bug. */
+function isKnown (error: Error): boolean {
   const { code } = error as { code?: string }
-  const known = error instanceof CliError || code?.startsWith('ERR_PARSE_ARGS') === true || code?.startsWith('FCK_') === true
-  console.error(`fastify-cluster: ${known ? error.message : error.stack ?? String(error)}`)
+  return error instanceof CliError || code?.startsWith('ERR_PARSE_ARGS') === true || code?.startsWith('FCK_') === true
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (error: Error) => {
+  console.error(`fastify-cluster: ${isKnown(error) ? error.message : error.stack ?? String(error)}`)
   process.exitCode = 2
 })

@@ -18,13 +18,14 @@ const REUSEPORT_SINCE: [number, number] = [22, 12]
  * reuseport wherever it works; reuseport where it cannot work falls back to round-robin.
  */
 export function chooseBalancing (
-  requested: Balancing, { port, host }: { port: number, host: string }, platform = process.platform, node = process.versions.node
+  requested: Balancing, { port, host }: { port: number, host: string }, passed = 0, platform = process.platform, node = process.versions.node
 ): { mode: Mode, reason?: string } {
   if (requested === 'round-robin') return { mode: 'round-robin' }
   const [major = 0, minor = 0] = node.split('.').map(Number)
   const [sinceMajor, sinceMinor] = REUSEPORT_SINCE
   let reason: string | undefined
-  if (platform !== 'linux') reason = `SO_REUSEPORT balancing needs Linux (this is ${platform})`
+  if (passed > 0) reason = 'the socket systemd passed (socket activation) is one socket, which the primary serves to every worker'
+  else if (platform !== 'linux') reason = `SO_REUSEPORT balancing needs Linux (this is ${platform})`
   else if (major < sinceMajor || (major === sinceMajor && minor < sinceMinor)) reason = `reusePort needs Node >= ${sinceMajor}.${sinceMinor} (this is ${node})`
   else if (port === 0) reason = 'port 0 would give each worker a port of its own'
   else if (host === 'localhost') reason = 'host "localhost" makes Fastify bind a second address; give an address (127.0.0.1, ::1, 0.0.0.0)'
@@ -35,9 +36,9 @@ export function chooseBalancing (
  * The balancing this primary's workers use: says in the log what runs and why not what was asked;
  * for reuseport, checks first that nothing listens on the address.
  */
-export async function settleBalancing (options: Pick<ResolvedBootOptions, 'balancing' | 'port' | 'host'>, log: PrimaryLogger): Promise<Mode> {
+export async function settleBalancing (options: Pick<ResolvedBootOptions, 'balancing' | 'port' | 'host'>, passed: number, log: PrimaryLogger): Promise<Mode> {
   const { balancing, port, host } = options
-  const { mode, reason } = chooseBalancing(balancing, { port, host })
+  const { mode, reason } = chooseBalancing(balancing, { port, host }, passed)
   if (reason !== undefined) log[balancing === 'auto' ? 'info' : 'warn'](reason)
   if (mode === 'round-robin') return mode
   await checkPortFree(port, host, portSource())

@@ -1,6 +1,6 @@
 import type { ResolvedBootOptions } from './options.js'
 import type { Slot } from './slot.js'
-import type { ClusterHealth, ClusterStats, WorkerStats } from './types.js'
+import type { ClusterHealth, ClusterStats, LastReload, WorkerStats } from './types.js'
 
 const MB = 2 ** 20
 
@@ -43,7 +43,7 @@ export function buildHealth (slots: readonly Slot[], { maxRestarts }: Pick<Resol
   return { status: healthy ? 'ok' : 'degraded', healthy, alive, expected, warnings }
 }
 
-export function buildStats (slots: readonly Slot[], health: ClusterHealth, guard: number | undefined): ClusterStats {
+export function buildStats (slots: readonly Slot[], health: ClusterHealth, guard: number | undefined, lastReload: LastReload | undefined): ClusterStats {
   const now = Date.now()
   const memory = process.memoryUsage()
   return {
@@ -57,7 +57,8 @@ export function buildStats (slots: readonly Slot[], health: ClusterHealth, guard
     alive: health.alive,
     expected: health.expected,
     healthy: health.healthy,
-    warnings: health.warnings
+    warnings: health.warnings,
+    lastReload: lastReload ?? null
   }
 }
 

@@ -46,7 +46,11 @@ export const statsSchema = {
     alive: { type: 'integer' },
     expected: { type: 'integer' },
     healthy: { type: 'boolean' },
-    warnings
+    warnings,
+    lastReload: nullable({
+      type: 'object',
+      properties: { at: { type: 'string' }, ok: { type: 'boolean' }, durationMs: { type: 'integer' }, reason: { type: 'string' } }
+    })
   }
 }
 

@@ -59,7 +59,7 @@ export class Scrapes {
     return [
       { name: 'cluster_workers_alive', help: 'Workers ready and serving', type: 'gauge', values: [{ value: stats.alive }] },
       { name: 'cluster_workers_expected', help: 'Workers the cluster is configured to run', type: 'gauge', values: [{ value: stats.expected }] },
-      { name: 'cluster_worker_restarts_total', help: 'Workers started in a slot after its first', type: 'counter', values: perWorker((worker) => worker.restarts) },
+      { name: 'cluster_worker_restarts_total', help: 'Workers started in a slot after its worker exited (crash, exit, kill); reload and recycle replacements are not counted', type: 'counter', values: perWorker((worker) => worker.restarts) },
       {
         name: 'cluster_worker_resident_memory_bytes',
         help: 'Resident memory of each worker at its last heartbeat',

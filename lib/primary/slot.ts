@@ -87,7 +87,7 @@ export class Slot {
   state: SlotState = 'stopped'
   worker: WorkerEntry | undefined
   candidate: WorkerEntry | undefined
-  /** Workers started after the first one. */
+  /** Workers started in the slot after its worker exited (a crash, an exit, a kill); not a reload's or a recycle's replacement. */
   restarts = 0
   /** Workers replaced because they used too much memory. */
   recycles = 0

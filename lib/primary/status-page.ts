@@ -82,7 +82,13 @@ let points = []
 let capacity = 450
 const latestRps = () => new Map((points.at(-1)?.workers ?? []).map((w) => [w.id, w.rps]))
 
+function showLastReload (last) {
+  $('last-reload').textContent = last == null ? 'none'
+    : (last.ok ? 'ok in ' + last.durationMs + ' ms' : 'failed: ' + last.reason) + ' at ' + new Date(last.at).toLocaleTimeString()
+}
+
 function render (stats) {
+  showLastReload(stats.lastReload)
   $('alive').textContent = stats.alive
   $('expected').textContent = stats.expected
   const health = $('health')
@@ -143,8 +149,10 @@ function logEvent (name, detail) {
   item.textContent = new Date().toLocaleTimeString() + '  ' + name + '  ' + JSON.stringify(detail)
   $('events').prepend(item)
   while ($('events').children.length > 200) $('events').lastChild.remove()
-  if (name === 'reload:done') $('last-reload').textContent = 'ok in ' + detail.durationMs + ' ms at ' + new Date().toLocaleTimeString()
-  if (name === 'reload:failed') $('last-reload').textContent = 'failed: ' + detail.reason
+  if (name === 'reload:done' || name === 'reload:failed') {
+    showLastReload({ ...detail, at: new Date().toISOString() })
+    $('reload-result').textContent = ''
+  }
 }
 
 let current

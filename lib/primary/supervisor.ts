@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events'
 import { Correlator } from '../common/correlator.js'
 import type { Series } from './aggregate.js'
 import { FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_START_FAILED } from '../common/errors.js'
+import { FIRST_FD, passedSockets, WORKER_FDS } from '../common/activation.js'
 import { workerEnv } from '../common/identity.js'
 import { sendToWorker, type MetricJSON, type WorkerMessage } from '../common/protocol.js'
 import { settleBalancing, SlotSockets, type Mode } from './balancing.js'
@@ -20,11 +21,19 @@ import { Scrapes } from './scrapes.js'
 import { MONITORING_SETTINGS } from './settings.js'
 import { handleSignals } from './signals.js'
 import { SharedState } from '../shared-state/primary-store.js'
+import { SystemdNotifier } from './systemd.js'
 import { Slot, type SlotEvent, type SlotState, type TransitionDetail, type WorkerEntry } from './slot.js'
 import { forkWorker } from './worker-process.js'
-import type { ClusterEvents, ClusterHandle, ClusterHealth, ClusterStats, ReloadResult } from './types.js'
+import type { ClusterEvents, ClusterHandle, ClusterHealth, ClusterStats, LastReload, ReloadResult } from './types.js'
 
 const WATCH_INTERVAL = 250
+
+/** How a worker's exit reads in a log line: ` (signal SIGKILL: no heartbeat for ...)`. */
+function exitText ({ code, signal, reason }: TransitionDetail): string {
+  const how = signal != null ? `signal ${signal}` : code != null ? `exit code ${code}` : undefined
+  const text = [how, reason].filter((part) => part !== undefined).join(': ')
+  return text === '' ? '' : ` (${text})`
+}
 /** Past the workers' own gracefulTimeout, the primary waits this much longer before SIGKILL. */
 const KILL_MARGIN = 2000
 
@@ -46,6 +55,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   #starting = true
   #stopping: Promise<boolean> | undefined
   #reloading: Promise<ReloadResult> | undefined
+  #lastReload: LastReload | undefined
   readonly #health: HealthWatch
   #uninstallSignals: (() => void) | undefined
   #timers: NodeJS.Timeout[] = []
@@ -53,6 +63,9 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   readonly #state: SharedState
   #balancing: Mode = 'round-robin'
   readonly #sockets = new SlotSockets()
+  /** Sockets systemd passed (socket activation), which the workers listen on through the primary. */
+  readonly #passed = passedSockets(process.env)
+  readonly #systemd: SystemdNotifier
 
   constructor (private readonly options: ResolvedBootOptions, private readonly log: PrimaryLogger) {
     super()
@@ -66,6 +79,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     this.#state = new SharedState(options.primaryStore)
     const { monitoring } = options
     this.#scrapes = new Scrapes(this, this.#ledger, monitoring === false ? MONITORING_SETTINGS.scrapeTimeout.default : monitoring.scrapeTimeout)
+    this.#systemd = new SystemdNotifier(this, process.env, log)
   }
 
   /**
@@ -81,8 +95,13 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     }, this.log)
     this.#guard = new OrphanGuard(this.log)
     this.log.info({ workers: this.options.workers, port: this.options.port }, 'cluster starting')
+    if (this.#passed > 0) {
+      this.log.info({ fds: this.#passed }, `socket activation: serving the ${this.#passed} socket(s) systemd passed (fd ${FIRST_FD} on); port and host are not used`)
+      // Not the workers': they listen through the primary (sd_listen_fds(3) unsets them too).
+      for (const name of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES']) Reflect.deleteProperty(process.env, name)
+    }
     try {
-      this.#balancing = await settleBalancing(this.options, this.log)
+      this.#balancing = await settleBalancing(this.options, this.#passed, this.log)
     } catch (error) {
       await this.#stop()
       throw error
@@ -100,6 +119,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     }
     this.#starting = false
     this.log.info({ workers: this.options.workers, ms: Date.now() - started }, 'cluster ready')
+    this.#systemd.ready()
     this.#timers.push(setInterval(() => this.#watch(), WATCH_INTERVAL).unref())
     if (this.options.healthReportInterval > 0) {
       this.#timers.push(setInterval(() => this.#report(), this.options.healthReportInterval).unref())
@@ -114,7 +134,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   }
 
   stats (): ClusterStats {
-    return buildStats(this.#slots, this.health(), this.#guard?.pid)
+    return buildStats(this.#slots, this.health(), this.#guard?.pid, this.#lastReload)
   }
 
   health (): ClusterHealth {
@@ -166,11 +186,13 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       for (const slot of this.#slots) await this.#replace(slot, 'rolling reload')
       const workers = this.#slots.map((slot) => ({ id: String(slot.id), pid: slot.worker?.worker.process.pid ?? 0 }))
       const result = { ok: true as const, durationMs: Date.now() - started, workers }
+      this.#lastReload = { at: new Date().toISOString(), ok: true, durationMs: result.durationMs }
       this.log.info(result, 'rolling reload: done')
       this.emit('reload:done', result)
       return result
     } catch (error) {
       const result = { ok: false as const, durationMs: Date.now() - started, reason: (error as Error).message }
+      this.#lastReload = { at: new Date().toISOString(), ...result }
       this.log.error(result, 'rolling reload failed; the workers not yet replaced keep serving')
       this.emit('reload:failed', result)
       return result
@@ -239,7 +261,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
 
   #fork (slot: Slot, role: WorkerEntry['role']): WorkerEntry {
     // Only what the worker needs on top of the primary's environment, which cluster.fork() passes on.
-    const env = { ...workerEnv({}, slot.id, this.options, !this.#starting), CLUSTER_BALANCING: this.#balancing }
+    const env = { ...workerEnv({}, slot.id, this.options, !this.#starting), CLUSTER_BALANCING: this.#balancing, [WORKER_FDS]: String(this.#passed) }
     const entry = forkWorker(slot, role, env, this.options.readyTimeout, this.log, {
       onMessage: (entry, message, handle) => this.#onMessage(entry, message, handle),
       onGone: (entry, code, signal) => {
@@ -359,7 +381,15 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     const id = String(slot.id)
     const to = slot.state
     const { pid = 0, ...rest } = detail
-    this.log.info({ workerId: id, workerPid: pid, from, to, event, ...rest }, `worker ${id}: ${from} -> ${to}`)
+    const fields = { workerId: id, workerPid: pid, from, to, event, ...rest }
+    // A crash and a slot given up are what an operator filtering on warn must see; a replacement
+    // taking over is news of its own, not a state change.
+    if (event === 'promote') this.log.info(fields, `worker ${id}: pid ${pid} took over (${detail.reason ?? 'replacement'})`)
+    else {
+      // A worker failing the first start is said by the start's error; one the stop ends is no news.
+      const news = (to === 'crashed' || to === 'given-up') && !this.#starting && this.#stopping === undefined
+      this.log[news ? 'warn' : 'info'](fields, `worker ${id}: ${from} -> ${to}${exitText(detail)}`)
+    }
     if (event === 'listening' || event === 'promote') this.emit('worker:ready', { id, pid })
     else if (to === 'crashed' || to === 'stopped') {
       this.emit('worker:exit', { id, pid, code: detail.code ?? null, signal: detail.signal ?? null, state: to, reason: detail.reason })
@@ -383,6 +413,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   /** Drains every worker in parallel, kills stragglers; resolves true when all exited cleanly. */
   async #stop (): Promise<boolean> {
     this.#stopping ??= (async () => {
+      this.#systemd.stopping()
       for (const timer of this.#timers) clearInterval(timer)
       this.#health.stop()
       this.#restarts.stop(this.#slots)
@@ -407,6 +438,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       this.#state.stop()
       this.#guard?.stop()
       this.#uninstallSignals?.()
+      await this.#systemd.stop()
       this.log.info({ clean }, 'cluster stopped')
       return clean
     })()

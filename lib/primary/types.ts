@@ -9,7 +9,7 @@ export interface WorkerStats {
   state: SlotState
   /** Seconds since this worker was forked. */
   uptime: number
-  /** Workers started in this slot after the first. */
+  /** Workers started in this slot after its worker exited (a crash, an exit, a kill); a reload's or a recycle's replacement is not one. */
   restarts: number
   /** Workers of this slot replaced for using more than maxMemory. */
   recycles: number
@@ -33,7 +33,11 @@ export interface ClusterStats {
   expected: number
   healthy: boolean
   warnings: string[]
+  /** How the last rolling reload ended (`at`: ISO time), null before the first. */
+  lastReload: LastReload | null
 }
+
+export type LastReload = { at: string } & ({ ok: true, durationMs: number } | { ok: false, durationMs: number, reason: string })
 
 export interface ClusterHealth {
   /** `degraded` when fewer than half the expected workers are alive, a slot gave up, or a slot's memory recycling stopped. */

@@ -21,7 +21,8 @@ function stats (workers: Array<{ id: string, pid: number, total: number }>): Clu
     alive: workers.length,
     expected: workers.length,
     healthy: true,
-    warnings: []
+    warnings: [],
+    lastReload: null
   }
 }
 
