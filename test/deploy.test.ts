@@ -40,14 +40,14 @@ t.test('Kubernetes: probes, ports, grace period and workers agree with the code'
   t.equal(container.readinessProbe.httpGet.path, `${PLUGIN.healthPrefix}/ready`)
   t.equal(container.livenessProbe.httpGet.port, 'http')
   t.equal(container.readinessProbe.httpGet.port, 'http')
-  const drainMs = Number(vars.GRACEFUL_SHUTDOWN_TIMEOUT) + Number(vars.SHUTDOWN_DELAY) * 1000
+  const drainMs = Number(vars.GRACEFUL_SHUTDOWN_TIMEOUT) + Number(vars.GRACEFUL_SHUTDOWN_DELAY)
   t.equal(Number(vars.GRACEFUL_SHUTDOWN_TIMEOUT), BOOT.gracefulTimeout)
   t.ok(pod.spec.terminationGracePeriodSeconds * 1000 > drainMs, `terminationGracePeriodSeconds ${pod.spec.terminationGracePeriodSeconds} s > gracefulTimeout + shutdownDelay (${drainMs} ms)`)
   // Traffic must stop before the listener closes: the probe sees the 503, then the endpoint change
   // travels to kube-proxy and ingresses (ENDPOINT_PROPAGATION, an allowance, not a measurement).
   const readiness = container.readinessProbe
   const noticedMs = readiness.periodSeconds * readiness.failureThreshold * 1000 + ENDPOINT_PROPAGATION
-  t.ok(Number(vars.SHUTDOWN_DELAY) * 1000 >= noticedMs, `SHUTDOWN_DELAY ${vars.SHUTDOWN_DELAY} s >= readiness period x failureThreshold + ${ENDPOINT_PROPAGATION} ms propagation (${noticedMs} ms)`)
+  t.ok(Number(vars.GRACEFUL_SHUTDOWN_DELAY) >= noticedMs, `GRACEFUL_SHUTDOWN_DELAY ${vars.GRACEFUL_SHUTDOWN_DELAY} ms >= readiness period x failureThreshold + ${ENDPOINT_PROPAGATION} ms propagation (${noticedMs} ms)`)
   t.equal(container.lifecycle?.preStop, undefined, 'no preStop sleep: the kit waits shutdownDelay itself, and a preStop would add to it')
   t.equal(vars.CLUSTER_WORKERS, String(container.resources.requests.cpu), 'CLUSTER_WORKERS matches the CPU request')
   t.same(pod.metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(BOOT.monitoring.port), 'prometheus.io/path': '/metrics' })

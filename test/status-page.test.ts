@@ -84,3 +84,15 @@ t.test('the status page shows both workers live: a kill -9 and a rolling reload 
   t.same(errors, [], 'no script error on the page')
   t.same(requests.filter((url) => !url.startsWith(`http://127.0.0.1:${cluster.monitoringPort}/`)), [], 'nothing loaded from elsewhere')
 })
+
+t.test('opened after a reload, the page shows it at once: its first render is the server\'s state', async (t) => {
+  const cluster = await startCluster(t)
+  const reload = await cluster.call('reload')
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS })
+  t.teardown(async () => await browser.close())
+  const page = await browser.newPage()
+  await page.goto(`http://127.0.0.1:${cluster.monitoringPort}/`)
+  await page.locator('tr[data-slot="1"] td.state.ready').waitFor()
+  t.match(await page.locator('#last-reload').textContent(), new RegExp(`^ok in ${reload.durationMs} ms at `), 'the last reload, from the first stats sample')
+  t.same([await cell(page, '0', 'restarts'), await cell(page, '1', 'restarts')], ['0', '0'], 'a reload is not a restart, on the page as in stats')
+})

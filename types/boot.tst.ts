@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { expect, test } from 'tstyche'
-import { bootCluster, type ClusterHandle, type ClusterHealth, type ClusterStats, type ReloadResult } from 'fastify-cluster-kit'
+import { bootCluster, isClusterHandle, type ClusterHandle, type ClusterHealth, type ClusterStats, type ReloadResult } from 'fastify-cluster-kit'
 
 test('bootCluster resolves to a handle in the primary or the app in a worker', async () => {
   const result = await bootCluster(() => Fastify(), { workers: 2, maxMemory: '512M' })
@@ -9,6 +9,16 @@ test('bootCluster resolves to a handle in the primary or the app in a worker', a
   expect(bootCluster(() => ({ hello: 'world' }))).type.toRaiseError()
   expect<ClusterStats['workers'][number]['state']>().type.toBe<'starting' | 'ready' | 'draining' | 'stopped' | 'crashed' | 'given-up'>()
   expect<ClusterHealth['status']>().type.toBe<'ok' | 'degraded'>()
+})
+
+test('isClusterHandle narrows the result to the handle or the app', async () => {
+  const result = await bootCluster(() => Fastify())
+  if (isClusterHandle(result)) {
+    expect(result).type.toBe<ClusterHandle>()
+    expect(result.stats().lastReload).type.toBe<ClusterStats['lastReload']>()
+  } else {
+    expect(result).type.toBe<FastifyInstance>()
+  }
 })
 
 test('the handle\'s events are typed', () => {

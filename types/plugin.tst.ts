@@ -8,6 +8,8 @@ import clusterPlugin, {
   type ClusterPluginOptions,
   FCK_INVALID_OPTION,
   FCK_MISSING_PEER,
+  FCK_FACTORY_LISTENED,
+  FCK_REGISTERED_TWICE,
   type Manager,
   RedisSessionStore,
   type SessionStoreOptions,
@@ -77,7 +79,9 @@ test('shared state: redis, rateLimit and session options, the stores', () => {
 
 test('error classes are exported, with their codes', () => {
   expect(new FCK_INVALID_OPTION('workers', '0', 'a whole number').code).type.toBe<'FCK_INVALID_OPTION'>()
-  expect(new FCK_MISSING_PEER('ioredis', 'redis', 'ioredis')).type.toBeAssignableTo<Error>()
+  expect(new FCK_MISSING_PEER('The ioredis package', 'is', 'REDIS_URL', 'ioredis')).type.toBeAssignableTo<Error>()
+  expect(new FCK_FACTORY_LISTENED().code).type.toBe<'FCK_FACTORY_LISTENED'>()
+  expect(new FCK_REGISTERED_TWICE().code).type.toBe<'FCK_REGISTERED_TWICE'>()
   expect(new FCK_INVALID_OPTION('workers')).type.toRaiseError()
 })
 

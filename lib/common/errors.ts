@@ -115,7 +115,7 @@ export const FCK_REDIS_UNAVAILABLE = createError<'FCK_REDIS_UNAVAILABLE', [strin
  */
 export const FCK_MISSING_PEER = createError<'FCK_MISSING_PEER', [string, string, string, string]>(
   'FCK_MISSING_PEER',
-  '%s %s needed for the %s and not installed: npm install %s'
+  '%s %s needed for %s and not installed: npm install %s'
 )
 
 /** `error` as FCK_STORE_UNAVAILABLE for `store`, unless it already is one (a timeout of the primary's store). */

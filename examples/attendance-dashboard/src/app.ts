@@ -23,7 +23,6 @@ export async function buildApp (): Promise<FastifyInstance> {
   // First, so its rate limits and sessions apply to every route below. The kit reads REDIS_URL
   // itself (and names it when it is wrong).
   await app.register(clusterPlugin, {
-    shutdownDelay: config.shutdownDelay * 1000,
     rateLimit: { global: false },
     session: { secret: config.sessionSecret, cookie: { secure: 'auto', httpOnly: true, sameSite: 'lax', maxAge: 12 * 3600_000 }, saveUninitialized: false }
   })

@@ -21,7 +21,12 @@ export const config = {
   /** Check-ins one person may make per minute, across every worker; the same for check-outs. */
   checkInLimit: readCount('CHECKIN_RATE_LIMIT', 10, 1),
   /** At least 32 characters; set your own in production. */
-  sessionSecret: process.env.SESSION_SECRET ?? 'attendance-dashboard-development-secret-change-me',
-  /** Seconds a readiness probe fails before the listener closes on SIGTERM (load balancers, Kubernetes). */
-  shutdownDelay: readCount('SHUTDOWN_DELAY', 0, 0)
+  sessionSecret: process.env.SESSION_SECRET ?? 'attendance-dashboard-development-secret-change-me'
+}
+
+// The example once read SHUTDOWN_DELAY in seconds; the kit now reads GRACEFUL_SHUTDOWN_DELAY in
+// milliseconds, like its other timings. An old setting must not be ignored without a word.
+if (process.env.SHUTDOWN_DELAY !== undefined && process.env.SHUTDOWN_DELAY !== '') {
+  process.stderr.write(`attendance-dashboard: SHUTDOWN_DELAY=${process.env.SHUTDOWN_DELAY} is no longer read: set GRACEFUL_SHUTDOWN_DELAY in milliseconds (e.g. 5000)\n`)
+  process.exit(1)
 }
