@@ -83,8 +83,8 @@ t.test('with saveUninitialized: true, empty sessions fill the primary store but 
   const metrics = (await get(cluster.monitoringPort, '/metrics')).body
   t.match(metrics, /cluster_primary_store_entries\{kind="session"\} 3\n/)
   t.match(metrics, /cluster_primary_store_entries\{kind="empty_session"\} 47\n/, 'empty sessions up to the limit')
-  t.match(metrics, /cluster_primary_store_evictions_total\{kind="empty_session"\} 253\n/)
-  t.match(metrics, /cluster_primary_store_evictions_total\{kind="session"\} 0\n/, 'no session holding data was evicted')
+  t.match(metrics, /cluster_primary_store_evictions_total\{kind="empty_session",reason="store_full"\} 253\n/)
+  t.match(metrics, /cluster_primary_store_evictions_total\{kind="session",reason="store_full"\} 0\n/, 'no session holding data was evicted')
   for (const [i, name] of ['ada', 'grace', 'edsger'].entries()) {
     t.equal(JSON.parse((await send(cluster.port, { path: '/session', headers: { cookie: people[i] } })).body).value, name, `${name} is still signed in`)
   }

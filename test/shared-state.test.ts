@@ -28,7 +28,7 @@ t.test('the Redis script counts a batch as the primary store does: same counts, 
   const redis = new Redis((await startRedis(t)).url)
   t.teardown(() => redis.disconnect())
   const inRedis = redisCounter(redis).incr
-  const store = new SharedState({ maxSessions: 10, maxSessionBytes: 1000, maxCounters: 100 })
+  const store = new SharedState({ maxSessions: 10, maxSessionsPerClient: 10, maxSessionBytes: 1000, maxCounters: 100 })
   t.teardown(() => store.stop())
   const inPrimary = tallied(async (batch) => batch.map((hits) => store.handle({ op: 'incr', ...hits }, 0) as Tally))
   // Windows of minutes, so the milliseconds between two batches in Redis show only in the ttls' tails.

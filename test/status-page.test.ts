@@ -30,6 +30,7 @@ t.test('the status page shows both workers live: a kill -9 and a rolling reload 
   t.equal(await page.locator('#workers tr').count(), 2, 'one row per worker')
   t.equal(await page.locator('#alive').textContent(), '2')
   t.equal(await page.locator('#health').textContent(), 'healthy')
+  t.match(await page.locator('#store').textContent(), /^0 sessions \(0 empty\) from 0 clients, 0\.0 MiB, 0 rate-limit counters; none evicted$/, 'the primary store\'s line')
   const stats = await cluster.call('stats')
   t.same([await cell(page, '0', 'pid'), await cell(page, '1', 'pid')], stats.workers.map((worker: any) => String(worker.pid)))
 

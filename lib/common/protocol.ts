@@ -28,8 +28,11 @@ export type StateRequest =
   | { op: 'incr', key: string, hits: number, timeWindow: number, max: number, mode: WindowMode }
   | { op: 'read', key: string }
   | { op: 'session:get', key: string }
-  /** `data`: the session as JSON; `empty`: it holds nothing but its cookie (evicted first). */
-  | { op: 'session:set', key: string, data: string, ttl: number, empty: boolean }
+  /**
+   * `data`: the session as JSON; `empty`: it holds nothing but its cookie (evicted first);
+   * `client`: the address of the request that saved it (a new session is counted against it).
+   */
+  | { op: 'session:set', key: string, data: string, ttl: number, empty: boolean, client: string }
   | { op: 'session:destroy', key: string }
 
 export type WorkerMessage =

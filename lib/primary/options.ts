@@ -120,8 +120,10 @@ export interface BootClusterOptions {
   plugin?: ClusterPluginOptions
   /**
    * Limits of the store the primary holds rate-limit counters and sessions in (the `primary`
-   * shared-state backend). Past them the oldest entries go, sessions holding no data first.
-   * @default { maxSessions: 100000, maxSessionBytes: 67108864, maxCounters: 100000 }
+   * shared-state backend). A client (an address) past `maxSessionsPerClient` loses its own least
+   * recently used session; a full store drops sessions holding no data first, then the least
+   * recently used. Environment: `CLUSTER_MAX_SESSIONS_PER_CLIENT`.
+   * @default { maxSessions: 100000, maxSessionsPerClient: 100, maxSessionBytes: 67108864, maxCounters: 100000 }
    */
   primaryStore?: Partial<PrimaryStoreLimits>
 }
@@ -211,12 +213,13 @@ function readWorkers (options: BootClusterOptions, env: Env): number {
   return read(BOOT_SETTINGS.workers, options.workers, env, integer(1, max, expected))
 }
 
-function resolvePrimaryStore (given: Partial<PrimaryStoreLimits> = {}): PrimaryStoreLimits {
+function resolvePrimaryStore (given: Partial<PrimaryStoreLimits> = {}, env: Env): PrimaryStoreLimits {
   checkObject('primaryStore', given)
   rejectUnknown(given, Object.keys(PRIMARY_STORE_SETTINGS), 'primaryStore.')
-  const { maxSessions, maxSessionBytes, maxCounters } = PRIMARY_STORE_SETTINGS
+  const { maxSessions, maxSessionsPerClient, maxSessionBytes, maxCounters } = PRIMARY_STORE_SETTINGS
   return {
     maxSessions: read(maxSessions, given.maxSessions, {}),
+    maxSessionsPerClient: read(maxSessionsPerClient, given.maxSessionsPerClient, env),
     maxSessionBytes: read(maxSessionBytes, given.maxSessionBytes, {}),
     maxCounters: read(maxCounters, given.maxCounters, {})
   }
@@ -257,10 +260,14 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env, mayFo
     monitoring: primary ? resolveMonitoring(options.monitoring, env) : false,
     onPrimary: options.onPrimary,
     plugin: options.plugin ?? {},
-    primaryStore: resolvePrimaryStore(options.primaryStore),
+    primaryStore: resolvePrimaryStore(options.primaryStore, env),
     // Said by the process that owns the settings, once: not again by each worker.
     warnings: mayFork
-      ? [...overriddenVariables(setting, options, env), ...(primary && typeof options.monitoring === 'object' ? overriddenVariables(MONITORING_SETTINGS, options.monitoring, env) : [])]
+      ? [
+          ...overriddenVariables(setting, options, env),
+          ...overriddenVariables(PRIMARY_STORE_SETTINGS, options.primaryStore, env),
+          ...(primary && typeof options.monitoring === 'object' ? overriddenVariables(MONITORING_SETTINGS, options.monitoring, env) : [])
+        ]
       : []
   }
 }

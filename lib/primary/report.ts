@@ -1,5 +1,6 @@
 import type { ResolvedBootOptions } from './options.js'
 import type { Slot } from './slot.js'
+import type { StoreSize } from '../shared-state/primary-store.js'
 import type { ClusterHealth, ClusterStats, LastReload, WorkerStats } from './types.js'
 
 const MB = 2 ** 20
@@ -43,7 +44,9 @@ export function buildHealth (slots: readonly Slot[], { maxRestarts }: Pick<Resol
   return { status: healthy ? 'ok' : 'degraded', healthy, alive, expected, warnings }
 }
 
-export function buildStats (slots: readonly Slot[], health: ClusterHealth, guard: number | undefined, lastReload: LastReload | undefined): ClusterStats {
+export function buildStats (
+  slots: readonly Slot[], health: ClusterHealth, guard: number | undefined, lastReload: LastReload | undefined, store: StoreSize
+): ClusterStats {
   const now = Date.now()
   const memory = process.memoryUsage()
   return {
@@ -58,7 +61,18 @@ export function buildStats (slots: readonly Slot[], health: ClusterHealth, guard
     expected: health.expected,
     healthy: health.healthy,
     warnings: health.warnings,
-    lastReload: lastReload ?? null
+    lastReload: lastReload ?? null,
+    store: {
+      sessions: store.sessions + store.emptySessions,
+      emptySessions: store.emptySessions,
+      clients: store.clients,
+      sessionBytes: store.sessionBytes,
+      counters: store.counters,
+      evictions: {
+        clientLimit: store.evictions.session.client_limit + store.evictions.empty_session.client_limit,
+        storeFull: store.evictions.session.store_full + store.evictions.empty_session.store_full
+      }
+    }
   }
 }
 

@@ -50,7 +50,18 @@ export const statsSchema = {
     lastReload: nullable({
       type: 'object',
       properties: { at: { type: 'string' }, ok: { type: 'boolean' }, durationMs: { type: 'integer' }, reason: { type: 'string' } }
-    })
+    }),
+    store: {
+      type: 'object',
+      properties: {
+        sessions: { type: 'integer' },
+        emptySessions: { type: 'integer' },
+        clients: { type: 'integer' },
+        sessionBytes: { type: 'integer' },
+        counters: { type: 'integer' },
+        evictions: { type: 'object', properties: { clientLimit: { type: 'integer' }, storeFull: { type: 'integer' } } }
+      }
+    }
   }
 }
 

@@ -106,19 +106,21 @@ function storeSeries (size: StoreSize): Series[] {
     { name: 'cluster_primary_store_session_bytes', help: 'Bytes of session JSON held in the primary store', type: 'gauge', values: [{ value: size.sessionBytes }] },
     {
       name: 'cluster_primary_store_limit',
-      help: 'The primary store\'s limits (primaryStore option): session entries, session bytes, counter entries',
+      help: 'The primary store\'s limits (primaryStore option): session entries, session entries per client, session bytes, counter entries',
       type: 'gauge',
       values: [
         { labels: { limit: 'sessions' }, value: size.limits.maxSessions },
+        { labels: { limit: 'sessions_per_client' }, value: size.limits.maxSessionsPerClient },
         { labels: { limit: 'session_bytes' }, value: size.limits.maxSessionBytes },
         { labels: { limit: 'counters' }, value: size.limits.maxCounters }
       ]
     },
     {
       name: 'cluster_primary_store_evictions_total',
-      help: 'Entries dropped to stay within the primary store\'s limits, by kind',
+      help: 'Entries dropped to stay within the primary store\'s limits, by kind and reason (client_limit: a client over maxSessionsPerClient lost its own; store_full)',
       type: 'counter',
-      values: Object.entries(size.evictions).map(([kind, value]) => ({ labels: { kind }, value }))
+      values: Object.entries(size.evictions).flatMap(([kind, reasons]) =>
+        Object.entries(reasons).map(([reason, value]) => ({ labels: { kind, reason }, value })))
     }
   ]
 }

@@ -1,5 +1,6 @@
 import os from 'node:os'
 import { boolean, bytes, GRACEFUL_TIMEOUT, integer, ms, oneOf, port, text, type Setting } from '../common/config.js'
+import { SESSIONS_PER_CLIENT } from '../shared-state/options.js'
 import { LEVEL_NAMES, type LevelName } from './log.js'
 
 // bootCluster's settings, declared once each: options.ts reads them, the CLI reads the monitoring
@@ -201,8 +202,9 @@ export const PRIMARY_STORE_SETTINGS = {
     kind: integer(1),
     default: 100_000,
     shown: '100000',
-    doc: 'sessions the primary keeps; past it the oldest go, those holding no data first'
+    doc: 'sessions the primary keeps; past it those holding no data go first, then the least recently used'
   } satisfies Setting<number>,
+  maxSessionsPerClient: { ...SESSIONS_PER_CLIENT, option: 'primaryStore.maxSessionsPerClient' } satisfies Setting<number>,
   maxSessionBytes: {
     option: 'primaryStore.maxSessionBytes',
     kind: integer(1),

@@ -44,6 +44,7 @@ export const STATUS_PAGE = `<!doctype html>
   <span>last reload: <b id="last-reload">none</b></span>
   <span id="connection"><small>stream: connecting</small></span>
 </div>
+<div class="bar"><span>store: <b id="store">–</b></span></div>
 <div class="scroll"><table>
   <thead><tr><th>worker</th><th>pid</th><th>state</th><th>uptime</th><th>restarts</th><th>RSS</th><th>CPU</th><th>loop p99</th><th>loop use</th><th>req/s</th><th>in flight</th><th>requests</th></tr></thead>
   <tbody id="workers"></tbody>
@@ -87,8 +88,17 @@ function showLastReload (last) {
     : (last.ok ? 'ok in ' + last.durationMs + ' ms' : 'failed: ' + last.reason) + ' at ' + new Date(last.at).toLocaleTimeString()
 }
 
+function showStore (s) {
+  if (s == null) return
+  const evicted = s.evictions.clientLimit + s.evictions.storeFull === 0 ? 'none evicted'
+    : 'evicted ' + s.evictions.clientLimit + " over a client's limit, " + s.evictions.storeFull + ' when full'
+  $('store').textContent = s.sessions + ' sessions (' + s.emptySessions + ' empty) from ' + s.clients + ' clients, ' +
+    mib(s.sessionBytes) + ', ' + s.counters + ' rate-limit counters; ' + evicted
+}
+
 function render (stats) {
   showLastReload(stats.lastReload)
+  showStore(stats.store)
   $('alive').textContent = stats.alive
   $('expected').textContent = stats.expected
   const health = $('health')

@@ -134,7 +134,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   }
 
   stats (): ClusterStats {
-    return buildStats(this.#slots, this.health(), this.#guard?.pid, this.#lastReload)
+    return buildStats(this.#slots, this.health(), this.#guard?.pid, this.#lastReload, this.#state.size())
   }
 
   health (): ClusterHealth {

@@ -35,6 +35,20 @@ export interface ClusterStats {
   warnings: string[]
   /** How the last rolling reload ended (`at`: ISO time), null before the first. */
   lastReload: LastReload | null
+  /** The primary's shared store (sessions and rate-limit counters of the `primary` backend). */
+  store: StoreStats
+}
+
+export interface StoreStats {
+  sessions: number
+  /** Of `sessions`, those holding nothing but their cookie. */
+  emptySessions: number
+  /** Client addresses holding at least one session. */
+  clients: number
+  sessionBytes: number
+  counters: number
+  /** Sessions evicted since start: by a client over `maxSessionsPerClient` (its own), or by a full store. */
+  evictions: { clientLimit: number, storeFull: number }
 }
 
 export type LastReload = { at: string } & ({ ok: true, durationMs: number } | { ok: false, durationMs: number, reason: string })

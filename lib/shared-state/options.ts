@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
-import { ms, oneOf, port, read, rejectUnknown, type Env, type Setting } from '../common/config.js'
+import { integer, ms, oneOf, port, read, rejectUnknown, type Env, type Setting } from '../common/config.js'
 import { FCK_INVALID_OPTION } from '../common/errors.js'
+import { DEFAULT_PER_CLIENT } from './session-stores.js'
 
 // The shared-state options of clusterPlugin (Redis, rate limits, sessions). Their types are the
 // kit's own, not the official plugins': importing those would give every app that uses the kit
@@ -152,6 +153,18 @@ export const SHARED_SETTINGS = {
   } satisfies Setting<number>
 }
 
+/**
+ * Sessions one client address keeps, in the primary's store (`primaryStore.maxSessionsPerClient`
+ * of bootCluster) and in Redis (read by each worker from the variable).
+ */
+export const SESSIONS_PER_CLIENT = {
+  env: 'CLUSTER_MAX_SESSIONS_PER_CLIENT',
+  kind: integer(1),
+  default: DEFAULT_PER_CLIENT,
+  shown: String(DEFAULT_PER_CLIENT),
+  doc: 'sessions one client address keeps (the primary\'s store, Redis); past it that client loses its own least recently used (Redis: oldest)'
+} satisfies Setting<number>
+
 export const SHARED_KEYS = ['redis', 'rateLimit', 'session', 'sharedState', 'onStoreError', 'storeTimeout'] as const
 
 /** The options each official plugin reads; the kit sets `store`/`redis`/`skipOnError` of the rate limit itself. */
@@ -187,6 +200,8 @@ export interface ResolvedSharedState {
   session: SessionOptions | undefined
   onStoreError: 'fail-open' | 'fail-closed'
   storeTimeout: number
+  /** The bound of sessions per client in Redis (the primary's store reads its own). */
+  sessionsPerClient: number
 }
 
 export function resolveShared (options: SharedStateOptions, env: Env, underPrimary: boolean): ResolvedSharedState {
@@ -203,7 +218,8 @@ export function resolveShared (options: SharedStateOptions, env: Env, underPrima
     rateLimit,
     session,
     onStoreError,
-    storeTimeout: read(setting.storeTimeout, options.storeTimeout, env)
+    storeTimeout: read(setting.storeTimeout, options.storeTimeout, env),
+    sessionsPerClient: read(SESSIONS_PER_CLIENT, undefined, env)
   }
 }
 

@@ -99,7 +99,7 @@ export async function registerSharedState (
   if (session !== undefined) {
     const onError = (error: Error): void => deps.onStoreError('session', error)
     const store = redis !== undefined
-      ? new RedisSessionStore(redis, { onError })
+      ? new RedisSessionStore(redis, { onError, maxSessionsPerClient: options.sessionsPerClient })
       : primary !== undefined ? new PrimarySessionStore(batched(primary), { onError }) : undefined
     if (peers.has('@fastify/cookie')) await registerOfficial(fastify, 'session', peers.get('@fastify/cookie'), '@fastify/cookie', {})
     // A session is stored (and its cookie set) only once a request puts something in it, unless

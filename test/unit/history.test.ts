@@ -22,7 +22,8 @@ function stats (workers: Array<{ id: string, pid: number, total: number }>): Clu
     expected: workers.length,
     healthy: true,
     warnings: [],
-    lastReload: null
+    lastReload: null,
+    store: { sessions: 0, emptySessions: 0, clients: 0, sessionBytes: 0, counters: 0, evictions: { clientLimit: 0, storeFull: 0 } }
   }
 }
 

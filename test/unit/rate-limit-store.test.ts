@@ -30,7 +30,7 @@ t.test('a batch counted as one gives every hit what counting it alone gives, in 
     // A few keys, each with its own settings (as a route's store has), hit in a random order.
     const settings = Array.from({ length: 1 + random(4) }, (_, i) => ({ key: `k${i}`, timeWindow: 1000 * (1 + random(3)), max: random(6), mode: modes[random(3)] as WindowMode }))
     const hits = Array.from({ length: 1 + random(40) }, () => settings[random(settings.length)] as Hit)
-    const store = new SharedState({ maxSessions: 10, maxSessionBytes: 1000, maxCounters: 100 })
+    const store = new SharedState({ maxSessions: 10, maxSessionsPerClient: 10, maxSessionBytes: 1000, maxCounters: 100 })
     // Two batches, the second 400 ms later, starting from what the first left.
     const cut = random(hits.length)
     const batch = async (part: Hit[], now: number): Promise<unknown[]> => {

@@ -19,7 +19,7 @@ const NAME = /^[\p{L}\p{N} .'-]{1,60}$/u
 
 /** The attendance dashboard: sign in, check in and out, and a page that shows who is in, live. */
 export async function buildApp (): Promise<FastifyInstance> {
-  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' }, trustProxy: config.trustProxy })
   // First, so its rate limits and sessions apply to every route below. The kit reads REDIS_URL
   // itself (and names it when it is wrong).
   await app.register(clusterPlugin, {
@@ -38,7 +38,11 @@ export async function buildApp (): Promise<FastifyInstance> {
 
   app.get('/api/me', async (request) => ({ person: request.session.person ?? null, workerId: app.cluster.workerId }))
 
+  // Per client address, across every worker: each sign-in stores a session, and the store must
+  // not be one client's to fill (the kit also caps sessions per client; see primaryStore).
+  const signInLimited = config.signInLimit === 0 ? {} : { rateLimit: { max: config.signInLimit, timeWindow: '1 minute' } }
   app.post<{ Body: { name?: unknown } }>('/api/sign-in', {
+    config: signInLimited,
     schema: { body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } }
   }, async (request, reply) => {
     const name = String(request.body.name).trim()

@@ -12,6 +12,11 @@ function readCount (name: string, fallback: number, min: number): number {
   return value
 }
 
+function readTrustProxy (text: string | undefined): boolean | string {
+  if (text === undefined || text === '' || text === 'false') return false
+  return text === 'true' ? true : text
+}
+
 /** The example's own settings; the kit's (PORT, CLUSTER_WORKERS, CLUSTER_MONITORING_*, ...) are read by the kit. */
 export const config = {
   /** Where the SQLite database lives (one file, shared by every worker through WAL). */
@@ -20,6 +25,17 @@ export const config = {
   redisUrl: process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL,
   /** Check-ins one person may make per minute, across every worker; the same for check-outs. */
   checkInLimit: readCount('CHECKIN_RATE_LIMIT', 10, 1),
+  /**
+   * Sign-ins one client address may make per minute, across every worker (0: no limit). Each one
+   * stores a session: without a limit, one client can fill the store. 20 covers a person who
+   * mistypes and a small office behind one address; a script gets 429 after the 20th.
+   */
+  signInLimit: readCount('SIGNIN_RATE_LIMIT', 20, 0),
+  /**
+   * Fastify's `trustProxy` behind a balancer, so `request.ip` (the rate limits' and the session
+   * store's client) is the real client: `true` (trust any), or the balancer's addresses/CIDRs (`127.0.0.1,10.0.0.0/8`).
+   */
+  trustProxy: readTrustProxy(process.env.TRUST_PROXY),
   /** At least 32 characters; set your own in production. */
   sessionSecret: process.env.SESSION_SECRET ?? 'attendance-dashboard-development-secret-change-me'
 }
