@@ -7,7 +7,7 @@ export { RedisSessionStore, type RedisLike, type SessionStoreOptions } from './s
 export type { ClusterPluginOptions, MetricsOptions } from './worker/options.js'
 export type { BootClusterOptions, MonitoringOptions } from './primary/options.js'
 export type { PrimaryStoreLimits } from './shared-state/primary-store.js'
-export type { ClusterHandle, ClusterStats, WorkerStats, ClusterHealth, ClusterEvents, ReloadResult, LastReload, StoreStats } from './primary/types.js'
+export type { ClusterHandle, ClusterStats, WorkerStats, ClusterHealth, ClusterEvents, ReloadResult, LastReload, StoreStats, Incident, Frame } from './primary/types.js'
 export type { SlotState } from './primary/slot.js'
 export type { Manager } from './common/identity.js'
 export type { ReadinessCheck, CheckResult, HealthStatus } from './worker/health.js'

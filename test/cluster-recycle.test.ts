@@ -23,7 +23,7 @@ t.test('a worker whose RSS passes maxMemory is replaced, new worker first, with 
   t.match(await cluster.call('stats'), { alive: 1, workers: [{ id: '0', pid: ready.pid }] })
 })
 
-t.test('a worker whose event loop is blocked is killed and replaced within heartbeatTimeout + 1 s', async (t) => {
+t.test('a worker whose event loop is blocked is killed and replaced within heartbeatTimeout + 2 s (1 s of it to take its stack)', async (t) => {
   const heartbeatTimeout = 1000
   const cluster = await startCluster(t, {}, { heartbeatTimeout, restartWindow: 0 })
   // Learn which worker a keep-alive socket reached, then block that worker through it.
@@ -36,7 +36,7 @@ t.test('a worker whose event loop is blocked is killed and replaced within heart
   const exit = await cluster.waitForEvent((event) => event.event === 'worker:exit' && event.pid === victim.pid, 10_000)
   const killedAfter = Date.now() - blockedAt
   t.match(exit, { signal: 'SIGKILL', state: 'crashed', reason: /no heartbeat for \d+ ms \(heartbeatTimeout 1000 ms\)/ })
-  t.ok(killedAfter <= heartbeatTimeout + 1000, `killed ${killedAfter} ms after the loop was seen blocked`)
+  t.ok(killedAfter <= heartbeatTimeout + 2000, `killed ${killedAfter} ms after the loop was seen blocked`)
   const ready = await cluster.waitForEvent((event) => event.event === 'worker:ready' && event.id === victim.id)
   t.not(ready.pid, victim.pid)
   t.type(await blocked, Error, 'the request on the blocked worker was lost with it')

@@ -2,8 +2,10 @@ import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Page } from 'playwright-core'
+import http from 'node:http'
 import t from 'tap'
 import { startCluster } from './helpers/cluster.js'
+import { get } from './helpers/http.js'
 
 // Debian's chromium, driven by playwright-core (.ci/run installs both). The flags keep a root,
 // headless chromium on a machine without a network from reaching out (see the machine's notes).
@@ -44,7 +46,9 @@ t.test('the status page shows both workers live: a kill -9 and a rolling reload 
   })()`, undefined, { timeout: 30_000 })
   t.equal(await cell(page, '0', 'restarts'), '1', 'its restarts went to 1')
   t.not(await cell(page, '0', 'pid'), victim, 'and its pid changed')
-  await page.locator('#events li', { hasText: 'worker:exit' }).first().waitFor()
+  await page.locator('#events li', { hasText: `worker 0 (pid ${victim}) crashed: killed by SIGKILL from outside the kit` }).waitFor()
+  await page.locator(`#incidents li[data-pid="${victim}"]`, { hasText: 'signal  killed by SIGKILL from outside the kit' }).waitFor()
+  t.notMatch(await page.locator('#events').textContent(), /\{"/, 'events read as words, not JSON')
 
   const before = [await cell(page, '0', 'pid'), await cell(page, '1', 'pid')]
   await page.locator('#reload').click()
@@ -96,4 +100,25 @@ t.test('opened after a reload, the page shows it at once: its first render is th
   await page.locator('tr[data-slot="1"] td.state.ready').waitFor()
   t.match(await page.locator('#last-reload').textContent(), new RegExp(`^ok in ${reload.durationMs} ms at `), 'the last reload, from the first stats sample')
   t.same([await cell(page, '0', 'restarts'), await cell(page, '1', 'restarts')], ['0', '0'], 'a reload is not a restart, on the page as in stats')
+})
+
+t.test('a hung worker\'s incident on the status page: the reason and the frames where its main thread was', async (t) => {
+  const cluster = await startCluster(t, {}, { heartbeatTimeout: 1000, restartWindow: 0 })
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS })
+  t.teardown(async () => await browser.close())
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } })
+  await page.goto(`http://127.0.0.1:${cluster.monitoringPort}/`)
+  await page.locator('tr[data-slot="1"] td.state.ready').waitFor()
+  t.equal(await page.locator('#incidents').textContent(), 'none')
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const victim = Number((await get(cluster.port, '/', agent)).headers['x-worker-pid'])
+  get(cluster.port, '/incident/spin', agent).catch(() => undefined)
+  const incident = page.locator(`#incidents li[data-pid="${victim}"]`)
+  await incident.waitFor({ timeout: 30_000 })
+  t.match(await incident.locator('div').textContent(), /worker \d \(pid \d+\) {2}hang {2}no heartbeat for \d+ ms \(heartbeatTimeout 1000 ms\); its main thread was in hashPassword/)
+  t.match(await incident.locator('ol li').first().textContent(), /^hashPassword {2}test\/fixtures\/routes\/incidents\.mjs:7:\d+$/, 'its frames, the top one first')
+  const shot = join(tmpdir(), `fck-status-incident-${process.pid}.png`)
+  await page.screenshot({ path: shot, fullPage: true })
+  t.ok(statSync(shot).size > 10_000, `a screenshot of it: ${shot}`)
 })

@@ -4,7 +4,8 @@ import { parseArgs } from 'node:util'
 import { formatAddress } from '../common/address.js'
 import { port, read } from '../common/config.js'
 import { MONITORING_SETTINGS } from '../primary/settings.js'
-import type { ClusterHealth, ClusterStats, ReloadResult, WorkerStats } from '../primary/types.js'
+import { frameText } from '../primary/stack-capture.js'
+import type { ClusterHealth, ClusterStats, Incident, ReloadResult, WorkerStats } from '../primary/types.js'
 
 const USAGE = `Usage: fastify-cluster <command> [--host H] [--port P] [--token T]
 
@@ -189,8 +190,14 @@ function formatStatus (stats: ClusterStats): string {
       `uptime ${formatUptime(stats.primary.uptime)}, rss ${(stats.primary.memory.rss / MB).toFixed(1)} MB`,
     line(header),
     ...rows.map(line),
-    ...stats.warnings.map((warning) => `warning: ${warning}`)
+    ...stats.warnings.map((warning) => `warning: ${warning}`),
+    ...stats.workers.flatMap((worker) => worker.incidents === null ? [] : [formatIncident(worker.incidents.last)])
   ].join('\n')
+}
+
+/** The latest worker a slot lost: when, why, and the top frames. */
+function formatIncident ({ at, id, pid, kind, reason, frames }: Incident): string {
+  return [`last incident of worker ${id}: ${at} pid ${pid} ${kind}: ${reason}`, ...frames.slice(0, 5).map((frame) => `    at ${frameText(frame)}`)].join('\n')
 }
 
 function formatUptime (seconds: number): string {

@@ -35,8 +35,13 @@ export type StateRequest =
   | { op: 'session:set', key: string, data: string, ttl: number, empty: boolean, client: string }
   | { op: 'session:destroy', key: string }
 
+/** The variable naming where a worker's fatal-error report goes (a directory of the primary's; see lib/primary/incidents.ts). */
+export const REPORT_DIR = 'CLUSTER_REPORT_DIR'
+
 export type WorkerMessage =
   | { type: 'fck:ready', workerId: string, pid: number, address: string }
+  /** Sent by the uncaught-exception monitor, just before Node ends the worker: what is ending it. */
+  | { type: 'fck:fatal', workerId: string, pid: number, origin: string, error: { name: string, message: string, stack: string } }
   | { type: 'fck:heartbeat', workerId: string, pid: number, sample: WorkerSample }
   | { type: 'fck:draining', workerId: string, pid: number, reason: string }
   /** Sent just before a worker exits because it could not start (the factory threw, the port is taken). */
@@ -84,7 +89,7 @@ export function isPrimaryMessage (message: unknown): message is PrimaryMessage {
 
 export function isWorkerMessage (message: unknown): message is WorkerMessage {
   return hasType(message) &&
-    ['fck:ready', 'fck:heartbeat', 'fck:draining', 'fck:failed', 'fck:metrics', 'fck:metrics-final', 'fck:scrape', 'fck:listener-request', 'fck:listener-bound', 'fck:state'].includes(message.type as string)
+    ['fck:ready', 'fck:fatal', 'fck:heartbeat', 'fck:draining', 'fck:failed', 'fck:metrics', 'fck:metrics-final', 'fck:scrape', 'fck:listener-request', 'fck:listener-bound', 'fck:state'].includes(message.type as string)
 }
 
 /**

@@ -70,6 +70,13 @@ export interface BootClusterOptions {
    */
   heartbeatTimeout?: number
   /**
+   * Before killing a worker for a stopped heartbeat, take where its main thread is: SIGUSR1 opens
+   * its inspector on a loopback port the kernel picks, the stack is read over it within 1 s, and
+   * the kill closes it. No port and no thread while the worker is healthy. Environment: `CLUSTER_HANG_STACK`.
+   * @default true
+   */
+  hangStack?: boolean
+  /**
    * Resident memory (bytes, or `512M`, `1G`; at least 64M) above which a worker is replaced
    * gracefully. A worker already above it right after it starts is not recycled (that would
    * loop): the slot is reported instead. Environment: `MAX_WORKER_MEMORY`.
@@ -180,6 +187,7 @@ export interface ResolvedBootOptions {
   restartWindow: number
   readyTimeout: number
   heartbeatTimeout: number
+  hangStack: boolean
   maxMemory: number | undefined
   gracefulTimeout: number
   healthReportInterval: number
@@ -252,6 +260,7 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env, mayFo
     restartWindow: read(setting.restartWindow, options.restartWindow, env),
     readyTimeout: read(setting.readyTimeout, options.readyTimeout, env),
     heartbeatTimeout: read(setting.heartbeatTimeout, options.heartbeatTimeout, env),
+    hangStack: read(setting.hangStack, options.hangStack, env),
     maxMemory: read(setting.maxMemory, options.maxMemory, env),
     gracefulTimeout: read(setting.gracefulTimeout, options.gracefulTimeout, env),
     healthReportInterval: read(setting.healthReportInterval, options.healthReportInterval, env),

@@ -16,6 +16,7 @@ function workerStats (slot: Slot, now: number): WorkerStats {
     restarts: slot.restarts,
     recycles: slot.recycles,
     recyclingStopped: slot.recyclingStopped ?? null,
+    incidents: slot.incidents ?? null,
     memory: sample === undefined ? null : { rss: sample.rss, heapUsed: sample.heapUsed, heapTotal: sample.heapTotal },
     cpu: sample?.cpu.percent ?? null,
     eventLoop: sample?.eventLoop ?? null,

@@ -21,6 +21,20 @@ export const healthSchema = {
   }
 }
 
+const frame = { type: 'object', properties: { function: { type: 'string' }, file: { type: 'string' }, line: { type: 'integer' }, column: { type: 'integer' } } }
+
+export const incident = {
+  type: 'object',
+  properties: {
+    at: { type: 'string' },
+    id: { type: 'string' },
+    pid: { type: 'integer' },
+    kind: { type: 'string' },
+    reason: { type: 'string' },
+    frames: { type: 'array', items: frame }
+  }
+}
+
 const worker = {
   type: 'object',
   properties: {
@@ -31,6 +45,7 @@ const worker = {
     restarts: { type: 'integer' },
     recycles: { type: 'integer' },
     recyclingStopped: nullable({ type: 'string' }),
+    incidents: nullable({ type: 'object', properties: { first: incident, last: incident } }),
     memory: nullable(memory),
     cpu: nullable({ type: 'number' }),
     eventLoop: nullable(EventLoopSchema),

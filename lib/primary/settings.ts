@@ -120,6 +120,14 @@ export const BOOT_SETTINGS = {
     shown: '15000',
     doc: 'a ready worker silent this long (blocked event loop) is killed (SIGKILL) and replaced; the plugin\'s heartbeatInterval must be at most half of it'
   } satisfies Setting<number>,
+  hangStack: {
+    option: 'hangStack',
+    env: 'CLUSTER_HANG_STACK',
+    kind: boolean,
+    default: true,
+    shown: 'true',
+    doc: 'before that kill, take the blocked thread\'s stack through its inspector (opened on loopback by SIGUSR1, for at most 1 s, closed by the kill)'
+  } satisfies Setting<boolean>,
   maxMemory: {
     option: 'maxMemory',
     env: 'MAX_WORKER_MEMORY',

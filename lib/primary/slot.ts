@@ -1,5 +1,6 @@
 import type { Worker } from 'node:cluster'
 import type { WorkerSample } from '../common/sample.js'
+import type { Incident } from './types.js'
 
 /**
  * The life of a worker slot. The state always describes the slot's current worker; a
@@ -67,6 +68,12 @@ export interface WorkerEntry {
   sample: WorkerSample | undefined
   /** Why the primary ended it, or what it said before failing; reported when it exits. */
   failure: string | undefined
+  /** What it said was ending it (an uncaught exception or unhandled rejection), and when. */
+  fatal: { at: number, name: string, message: string, stack: string } | undefined
+  /** Where its main thread was when the primary killed it for a stopped heartbeat. */
+  hungAt: Incident['frames'] | undefined
+  /** Where its memory cgroup counts OOM kills, and the count when it was forked (Linux). */
+  oomKills: { file: string, before: number } | undefined
   /** Settles when it listens (resolves) or exits first (rejects). */
   ready: Promise<void>
   /** Settles when it has exited (or could not be forked). */
@@ -79,6 +86,8 @@ export interface TransitionDetail {
   signal?: string | null
   reason?: string
   delay?: number
+  /** Why the worker was lost (a crash, a hang, a kill), for `worker:exit`. */
+  incident?: Incident
 }
 
 export type TransitionListener = (slot: Slot, from: SlotState, event: SlotEvent, detail: TransitionDetail) => void
@@ -96,6 +105,8 @@ export class Slot {
   /** Why memory recycling is off for this slot (its workers start above maxMemory). */
   recyclingStopped: string | undefined
   restartTimer: NodeJS.Timeout | undefined
+  /** The first and the latest worker the slot lost, and why. */
+  incidents: { first: Incident, last: Incident } | undefined
 
   constructor (readonly id: number, private readonly onTransition: TransitionListener) {}
 
@@ -104,6 +115,11 @@ export class Slot {
     const from = this.state
     this.state = nextState(from, event)
     if (this.state !== from || event === 'promote') this.onTransition(this, from, event, detail)
+  }
+
+  /** Keeps a lost worker's incident: the first one stays, the latest replaces the one before. */
+  record (incident: Incident): void {
+    this.incidents = { first: this.incidents?.first ?? incident, last: incident }
   }
 
   get alive (): boolean {

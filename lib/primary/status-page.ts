@@ -31,6 +31,11 @@ export const STATUS_PAGE = `<!doctype html>
   figure { margin: 0; padding: .5rem .6rem; background: var(--panel); border: 1px solid var(--line); border-radius: .4rem }
   figcaption { display: flex; justify-content: space-between; font-size: 12px; color: var(--muted) }
   svg { display: block; width: 100%; height: 90px }
+  #incidents { padding: 0; list-style: none; font: 13px/1.5 ui-monospace, monospace; overflow-wrap: anywhere }
+  #incidents li { margin: .4rem 0 }
+  #incidents .kind { font-weight: 600 }
+  #incidents ol { margin: .2rem 0 0; padding-left: 1.5rem; color: #555 }
+  h2 { font-size: 1rem; margin: 1.2rem 0 .3rem }
   #events { list-style: none; padding: 0; margin: 1rem 0; max-height: 16rem; overflow: auto; font: 12px/1.5 ui-monospace, monospace; overflow-wrap: anywhere }
   input { width: 14rem; max-width: 60vw } small, .legend { color: var(--muted) }
   .legend span { margin-right: .6rem }
@@ -61,6 +66,9 @@ export const STATUS_PAGE = `<!doctype html>
   <button id="reload">Rolling reload</button>
   <span id="reload-result"></span>
 </div>
+<h2>Incidents</h2>
+<ul id="incidents"><li>none</li></ul>
+<h2>Events</h2>
 <ul id="events"></ul>
 <small><a href="cluster/stats">stats</a> · <a href="cluster/health">health</a> · <a href="cluster/history">history</a> · <a href="metrics">metrics</a> · <a href="cluster/events">events</a></small>
 <script>
@@ -99,6 +107,7 @@ function showStore (s) {
 function render (stats) {
   showLastReload(stats.lastReload)
   showStore(stats.store)
+  showIncidents(stats.workers)
   $('alive').textContent = stats.alive
   $('expected').textContent = stats.expected
   const health = $('health')
@@ -154,9 +163,48 @@ function drawCharts () {
   $('legend').replaceChildren(...ids.map((id, i) => Object.assign(document.createElement('span'), { textContent: '■ worker ' + id, style: 'color:' + COLORS[i % COLORS.length] })))
 }
 
+/** An event as a sentence a person reads. */
+function describe (name, d) {
+  switch (name) {
+    case 'worker:ready': return 'worker ' + d.id + ' ready (pid ' + d.pid + ')'
+    case 'worker:exit': return 'worker ' + d.id + ' (pid ' + d.pid + ') ' + (d.state === 'retired' ? 'retired' : d.state) +
+      (d.reason ? ': ' + d.reason : d.signal ? ': signal ' + d.signal : d.code ? ': exit code ' + d.code : '')
+    case 'worker:restart': return 'worker ' + d.id + ' restarting (restart ' + d.restarts + (d.delay ? ', after ' + d.delay + ' ms' : '') + ')'
+    case 'worker:recycle': return 'worker ' + d.id + ' (pid ' + d.pid + ') being replaced: ' + d.reason
+    case 'restart-limit': return 'worker ' + d.id + ' gave up after ' + d.earlyCrashes + ' early crashes in a row'
+    case 'reload:start': return 'rolling reload of ' + d.slots + ' workers started'
+    case 'reload:done': return 'rolling reload done in ' + d.durationMs + ' ms'
+    case 'reload:failed': return 'rolling reload failed after ' + d.durationMs + ' ms: ' + d.reason
+    case 'unhealthy': return 'cluster degraded: ' + d.warnings.join('; ')
+    case 'healthy': return 'cluster healthy again'
+    default: return name + ' ' + JSON.stringify(d)
+  }
+}
+
+/** The incidents the slots keep (the first and the latest each), newest first, with their frames. */
+function showIncidents (workers) {
+  const seen = new Map()
+  for (const w of workers) for (const i of [w.incidents?.first, w.incidents?.last]) if (i) seen.set(i.at + i.pid, i)
+  const items = [...seen.values()].sort((a, b) => b.at.localeCompare(a.at)).map((i) => {
+    const item = document.createElement('li')
+    item.dataset.pid = i.pid
+    const head = document.createElement('div')
+    head.append(new Date(i.at).toLocaleTimeString() + '  worker ' + i.id + ' (pid ' + i.pid + ')  ',
+      Object.assign(document.createElement('span'), { className: 'kind', textContent: i.kind }), '  ' + i.reason)
+    item.append(head)
+    if (i.frames.length) {
+      const frames = document.createElement('ol')
+      for (const f of i.frames) frames.append(Object.assign(document.createElement('li'), { textContent: f.function + '  ' + f.file + ':' + f.line + ':' + f.column }))
+      item.append(frames)
+    }
+    return item
+  })
+  $('incidents').replaceChildren(...(items.length ? items : [Object.assign(document.createElement('li'), { textContent: 'none' })]))
+}
+
 function logEvent (name, detail) {
   const item = document.createElement('li')
-  item.textContent = new Date().toLocaleTimeString() + '  ' + name + '  ' + JSON.stringify(detail)
+  item.textContent = new Date().toLocaleTimeString() + '  ' + describe(name, detail)
   $('events').prepend(item)
   while ($('events').children.length > 200) $('events').lastChild.remove()
   if (name === 'reload:done' || name === 'reload:failed') {

@@ -6,10 +6,11 @@ import type { Series } from './aggregate.js'
 import { FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_START_FAILED } from '../common/errors.js'
 import { FIRST_FD, passedSockets, WORKER_FDS } from '../common/activation.js'
 import { workerEnv } from '../common/identity.js'
-import { sendToWorker, type MetricJSON, type WorkerMessage } from '../common/protocol.js'
+import { REPORT_DIR, sendToWorker, type MetricJSON, type WorkerMessage } from '../common/protocol.js'
 import { settleBalancing, SlotSockets, type Mode } from './balancing.js'
 import { HandoffRescue } from './handoff.js'
 import { HealthWatch } from './health-watch.js'
+import { explainExit, INSPECTOR_OPTION, killHung, reportDirectory } from './incidents.js'
 import { MetricsLedger } from './metrics-ledger.js'
 import type { PrimaryLogger } from './log.js'
 import type { ResolvedBootOptions } from './options.js'
@@ -66,6 +67,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   /** Sockets systemd passed (socket activation), which the workers listen on through the primary. */
   readonly #passed = passedSockets(process.env)
   readonly #systemd: SystemdNotifier
+  /** Where workers' fatal-error reports go (see incidents.ts). */
+  #reports: ReturnType<typeof reportDirectory> | undefined
 
   constructor (private readonly options: ResolvedBootOptions, private readonly log: PrimaryLogger) {
     super()
@@ -94,6 +97,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       reload: async () => await this.reload()
     }, this.log)
     this.#guard = new OrphanGuard(this.log)
+    this.#reports = reportDirectory()
     this.log.info({ workers: this.options.workers, port: this.options.port }, 'cluster starting')
     if (this.#passed > 0) {
       this.log.info({ fds: this.#passed }, `socket activation: serving the ${this.#passed} socket(s) systemd passed (fd ${FIRST_FD} on); port and host are not used`)
@@ -261,7 +265,13 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
 
   #fork (slot: Slot, role: WorkerEntry['role']): WorkerEntry {
     // Only what the worker needs on top of the primary's environment, which cluster.fork() passes on.
-    const env = { ...workerEnv({}, slot.id, this.options, !this.#starting), CLUSTER_BALANCING: this.#balancing, [WORKER_FDS]: String(this.#passed) }
+    const env = {
+      ...workerEnv({}, slot.id, this.options, !this.#starting),
+      CLUSTER_BALANCING: this.#balancing,
+      [WORKER_FDS]: String(this.#passed),
+      [REPORT_DIR]: this.#reports?.path,
+      ...(this.options.hangStack ? { NODE_OPTIONS: [process.env.NODE_OPTIONS, INSPECTOR_OPTION].filter(Boolean).join(' ') } : {})
+    }
     const entry = forkWorker(slot, role, env, this.options.readyTimeout, this.log, {
       onMessage: (entry, message, handle) => this.#onMessage(entry, message, handle),
       onGone: (entry, code, signal) => {
@@ -346,7 +356,10 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       return
     }
     slot.worker = undefined
-    slot.apply(code === 0 ? 'exit' : 'crash', { pid, code, signal, reason: entry.failure })
+    const explained = this.#stopping === undefined ? explainExit(entry, code, signal, this.#reports?.path ?? '') : undefined
+    const incident = explained === undefined ? undefined : { at: new Date().toISOString(), id: String(slot.id), pid, ...explained }
+    if (incident !== undefined) slot.record(incident)
+    slot.apply(code === 0 && incident === undefined ? 'exit' : 'crash', { pid, code, signal, reason: incident?.reason ?? entry.failure, incident })
     // A failure before listening during the first start aborts the start (see start()).
     if (this.#stopping !== undefined || (this.#starting && entry.readyAt === undefined)) return
     if (slot.candidate !== undefined) return // a reload or recycle is already bringing up its successor
@@ -372,8 +385,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       if (entry.readyAt === undefined || entry.role === 'retiring' || entry.failure !== undefined) continue
       if (now - entry.lastHeartbeat <= this.options.heartbeatTimeout) continue
       entry.failure = `no heartbeat for ${now - entry.lastHeartbeat} ms (heartbeatTimeout ${this.options.heartbeatTimeout} ms)`
-      this.log.error({ workerId: String(entry.slot.id), workerPid: entry.worker.process.pid }, `killing worker: ${entry.failure}`)
-      entry.worker.process.kill('SIGKILL')
+      killHung(entry, this.options.hangStack, this.log).catch((error: Error) => this.log.error({ err: error }, 'killing a hung worker failed'))
     }
   }
 
@@ -392,7 +404,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     }
     if (event === 'listening' || event === 'promote') this.emit('worker:ready', { id, pid })
     else if (to === 'crashed' || to === 'stopped') {
-      this.emit('worker:exit', { id, pid, code: detail.code ?? null, signal: detail.signal ?? null, state: to, reason: detail.reason })
+      this.emit('worker:exit', { id, pid, code: detail.code ?? null, signal: detail.signal ?? null, state: to, reason: detail.reason, ...(detail.incident === undefined ? {} : { incident: detail.incident }) })
     } else if (event === 'fork' && slot.restarts > 0) this.emit('worker:restart', { id, restarts: slot.restarts, delay: detail.delay ?? 0 })
     else if (to === 'given-up') {
       this.log.warn({ workerId: id, earlyCrashes: slot.earlyCrashes },
@@ -439,6 +451,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       this.#guard?.stop()
       this.#uninstallSignals?.()
       await this.#systemd.stop()
+      this.#reports?.remove()
       this.log.info({ clean }, 'cluster stopped')
       return clean
     })()

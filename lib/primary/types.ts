@@ -15,6 +15,8 @@ export interface WorkerStats {
   recycles: number
   /** Why memory recycling is stopped for this slot (its workers start above maxMemory); null while it runs. */
   recyclingStopped: string | null
+  /** The first and the latest worker this slot lost, and why (a crash loop keeps both); null before any. */
+  incidents: { first: Incident, last: Incident } | null
   /** From the last heartbeat, bytes; null before the first. */
   memory: FromSchema<typeof MemorySchema> | null
   /** Percent of one core over the last heartbeat window. */
@@ -71,9 +73,32 @@ export interface WorkerEvent {
   pid: number
 }
 
+/** One JavaScript frame (1-based line and column; the file relative to the working directory, source-mapped where a map exists). */
+export interface Frame { function: string, file: string, line: number, column: number }
+
+/**
+ * Why a worker was lost, with the evidence the primary had when it happened.
+ * - `hang`: killed for a stopped heartbeat; `frames` is where its main thread was
+ * - `crash`: an uncaught exception or unhandled rejection; `frames` is the error's stack
+ * - `heap-oom`: V8 aborted it for running out of heap
+ * - `oom-kill`: the kernel's OOM killer ended it (its memory cgroup counted an oom_kill)
+ * - `signal`: a signal from outside the kit (SIGKILL, SIGTERM...)
+ * - `exit`: it exited with a non-zero code and said nothing more
+ */
+export interface Incident {
+  at: string
+  id: string
+  pid: number
+  kind: 'hang' | 'crash' | 'heap-oom' | 'oom-kill' | 'signal' | 'exit'
+  /** In words: `TypeError: Cannot read properties of undefined (reading 'id') at routes/users.js:42`. */
+  reason: string
+  frames: Frame[]
+}
+
 export interface ClusterEvents {
   'worker:ready': [WorkerEvent]
-  'worker:exit': [WorkerEvent & { code: number | null, signal: string | null, state: SlotState | 'retired', reason?: string }]
+  /** `incident`: why, when the worker was lost rather than stopped (a crash, a hang, a kill). */
+  'worker:exit': [WorkerEvent & { code: number | null, signal: string | null, state: SlotState | 'retired', reason?: string, incident?: Incident }]
   'worker:restart': [{ id: string, restarts: number, delay: number }]
   /** A worker is being replaced for using more than maxMemory. */
   'worker:recycle': [WorkerEvent & { recycles: number, reason: string }]

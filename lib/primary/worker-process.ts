@@ -1,7 +1,11 @@
 import cluster, { type Worker } from 'node:cluster'
 import { isWorkerMessage, type WorkerMessage } from '../common/protocol.js'
 import type { PrimaryLogger } from './log.js'
+import { oomKillCounter } from './incidents.js'
 import type { Slot, WorkerEntry } from './slot.js'
+
+/** How long an exited worker's last messages are waited for. */
+const DISCONNECT_WAIT = 500
 
 export interface WorkerHooks {
   /** Every typed message of the worker; `fck:ready` has already marked the entry ready. */
@@ -42,6 +46,9 @@ export function forkWorker (
     replacesOverLimit: false,
     sample: undefined,
     failure: undefined,
+    fatal: undefined,
+    hungAt: undefined,
+    oomKills: worker.process.pid === undefined ? undefined : oomKillCounter(worker.process.pid),
     ready: new Promise((resolve, reject) => { onReady = resolve; onFailed = reject }),
     exited: new Promise((resolve) => { onExited = resolve })
   }
@@ -67,10 +74,19 @@ export function forkWorker (
       clearTimeout(readyTimer)
       entry.readyAt = entry.lastHeartbeat = Date.now()
       onReady()
+    } else if (message.type === 'fck:fatal') {
+      entry.fatal = { at: Date.now(), ...message.error }
     }
     hooks.onMessage(entry, message, handle)
   })
-  worker.once('exit', gone)
+  // What a worker sends just before it dies (what is ending it) can still be unread at 'exit':
+  // the channel's end comes after its last message, so wait for it (briefly: a channel a
+  // grandchild inherited may stay open).
+  worker.once('exit', (code: number | null, signal: string | null) => {
+    if (!worker.isConnected()) return gone(code, signal)
+    const timer = setTimeout(() => gone(code, signal), DISCONNECT_WAIT)
+    worker.once('disconnect', () => { clearTimeout(timer); gone(code, signal) })
+  })
   worker.on('error', (error: Error) => {
     if (worker.process.pid !== undefined) {
       log.warn({ err: error, workerId: String(slot.id), workerPid: worker.process.pid }, `worker ${slot.id}: ${error.message}`)

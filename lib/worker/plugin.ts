@@ -9,7 +9,7 @@ import { warnLine } from '../common/config.js'
 import { detectIdentity, type Manager } from '../common/identity.js'
 import { resolveOptions, type ClusterPluginOptions, type ResolvedOptions } from './options.js'
 import { FCK_REGISTERED_TWICE } from '../common/errors.js'
-import { PROMETHEUS_TEXT, sendToPrimary } from '../common/protocol.js'
+import { PROMETHEUS_TEXT, REPORT_DIR, sendToPrimary } from '../common/protocol.js'
 import { decorateInjected, kRoute, tapResponses, type Tap, type TappedResponse } from './response-head.js'
 import { Sampler } from './sampler.js'
 import type { SharedStateBackend } from '../shared-state/options.js'
@@ -18,6 +18,7 @@ import { Shutdown } from './shutdown.js'
 import { runnerWarning } from './runner.js'
 import { Traffic } from './traffic.js'
 import { AdoptedListeners } from './adopted.js'
+import { reportFatal, reportFatalErrors } from './fatal.js'
 import { kChannel, WorkerChannel } from './channel.js'
 
 /** `fastify.cluster`: what a route or plugin may ask about the worker it runs in. */
@@ -117,6 +118,9 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
 
   decorateInjected(fastify, headers)
 
+  const unreport = reportsToPrimary ? reportFatal(identity.workerId) : undefined
+  if (reportsToPrimary) reportFatalErrors(process.env[REPORT_DIR])
+
   sampler.start(options.heartbeatInterval, (sample) => {
     if (reportsToPrimary) sendToPrimary({ type: 'fck:heartbeat', workerId: identity.workerId, pid: process.pid, sample })
   })
@@ -141,6 +145,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
   fastify.addHook('onClose', async () => {
     if (reportsToPrimary) await metrics?.sendFinal()
     tap.untap()
+    unreport?.()
     adopted.closeAll()
     shutdown.uninstall()
     channel.close()

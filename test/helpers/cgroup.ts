@@ -22,6 +22,32 @@ export function pidsCgroup (t: Test): PidsCgroup {
   if (root !== v1) writeFileSync(join(root, 'cgroup.subtree_control'), '+pids')
   const dir = join(root, `fck-test-${process.pid}-${Date.now()}`)
   mkdirSync(dir)
+  removeAtEnd(t, root, dir)
+  return {
+    prefix: enter(dir),
+    current: () => Number(readFileSync(join(dir, 'pids.current'), 'utf8')),
+    limit: (max) => writeFileSync(join(dir, 'pids.max'), String(max))
+  }
+}
+
+/**
+ * A memory cgroup of its own with `limit` bytes (what a container's memory limit is), removed
+ * when the test ends: cgroup v1's memory controller where it is mounted, else v2. Needs root.
+ */
+export function memoryCgroup (t: Test, limit: number): { prefix: string[] } {
+  const v1 = '/sys/fs/cgroup/memory'
+  const root = existsSync(join(v1, 'cgroup.procs')) ? v1 : '/sys/fs/cgroup'
+  if (root !== v1) writeFileSync(join(root, 'cgroup.subtree_control'), '+memory')
+  const dir = join(root, `fck-test-${process.pid}-${Date.now()}`)
+  mkdirSync(dir)
+  writeFileSync(join(dir, root === v1 ? 'memory.limit_in_bytes' : 'memory.max'), String(limit))
+  if (root !== v1) writeFileSync(join(dir, 'memory.swap.max'), '0')
+  removeAtEnd(t, root, dir)
+  return { prefix: enter(dir) }
+}
+
+/** Removes the cgroup `dir` when the test ends. */
+function removeAtEnd (t: Test, root: string, dir: string): void {
   t.teardown(async () => {
     // What still runs in it (the cluster is stopped by a later teardown) moves to the root first;
     // a process forked meanwhile makes rmdir fail, so try again.
@@ -38,9 +64,9 @@ export function pidsCgroup (t: Test): PidsCgroup {
       }
     }
   })
-  return {
-    prefix: ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir],
-    current: () => Number(readFileSync(join(dir, 'pids.current'), 'utf8')),
-    limit: (max) => writeFileSync(join(dir, 'pids.max'), String(max))
-  }
+}
+
+/** A command prefix that runs its command inside the cgroup `dir`. */
+function enter (dir: string): string[] {
+  return ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', dir]
 }

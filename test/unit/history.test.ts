@@ -13,6 +13,7 @@ function stats (workers: Array<{ id: string, pid: number, total: number }>): Clu
       restarts: 0,
       recycles: 0,
       recyclingStopped: null,
+      incidents: null,
       memory: { rss: 50 * 2 ** 20, heapUsed: 1, heapTotal: 1 },
       cpu: 1,
       eventLoop: { p50: 1, p99: 2, max: 3, utilization: 0.1 },
