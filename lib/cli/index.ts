@@ -17,6 +17,12 @@ Commands:
   health              the cluster's health; exit 0 when healthy, 1 when not
   restart             a rolling reload; waits for it and reports the result
   metrics             the Prometheus metrics of every worker and of the cluster
+  profile <worker> [--seconds N] [-o FILE]
+                      a CPU profile of that worker while it serves (default 10 s), written to
+                      FILE (default worker-<id>-<time>.cpuprofile; Chrome DevTools, speedscope)
+  heap <worker> [-o FILE]
+                      a heap snapshot of that worker, written to FILE (default
+                      worker-<id>-<time>.heapsnapshot; Chrome DevTools' Memory tab)
 
 --host, --port and --token default to CLUSTER_MONITORING_HOST, CLUSTER_MONITORING_PORT and
 CLUSTER_MONITORING_TOKEN, else 127.0.0.1 and 3003. Exit code 2: nothing answered there, the token
@@ -45,6 +51,8 @@ async function main (argv: string[]): Promise<number> {
       token: { type: 'string' },
       json: { type: 'boolean', default: false },
       watch: { type: 'string' },
+      seconds: { type: 'string' },
+      output: { type: 'string', short: 'o' },
       help: { type: 'boolean', short: 'h', default: false }
     }
   })
@@ -53,9 +61,12 @@ async function main (argv: string[]): Promise<number> {
     console.log(USAGE)
     return values.help ? 0 : 2
   }
+  const [worker] = command === 'profile' || command === 'heap' ? extra.splice(0, 1) : []
   if (extra.length > 0) throw new CliError(`unexpected argument ${JSON.stringify(extra[0])}; see fastify-cluster --help`)
   const target = resolveTarget(values)
   switch (command) {
+    case 'profile':
+    case 'heap': return await diagnose(target, command, worker, values.seconds, values.output)
     case 'status': return await status(target, values.watch)
     case 'stats': {
       const stats = await call<ClusterStats>(target, 'GET', '/cluster/stats')
@@ -73,7 +84,7 @@ async function main (argv: string[]): Promise<number> {
       process.stdout.write(await call<string>(target, 'GET', '/metrics'))
       return 0
     default:
-      throw new CliError(`unknown command ${JSON.stringify(command)}; commands: status, stats, health, restart, metrics`)
+      throw new CliError(`unknown command ${JSON.stringify(command)}; commands: status, stats, health, restart, metrics, profile, heap`)
   }
 }
 
@@ -110,6 +121,31 @@ async function open (target: Target, method: string, path: string, accept = [200
     throw new CliError(`${method} ${path} answered ${response.status}: ${message}`)
   }
   return response
+}
+
+/** A worker's CPU profile or heap snapshot into a file, with the bytes received shown on a terminal. */
+async function diagnose (target: Target, what: 'profile' | 'heap', worker: string | undefined, seconds: string | undefined, output: string | undefined): Promise<number> {
+  if (worker === undefined || !/^\d+$/.test(worker)) throw new CliError(`${what}: got ${JSON.stringify(worker)}, expected a worker id (0, 1, ...; see fastify-cluster status)`)
+  if (what === 'heap' && seconds !== undefined) throw new CliError('heap: --seconds is for profile')
+  if (seconds !== undefined && !/^\d+$/.test(seconds)) throw new CliError(`--seconds: got ${JSON.stringify(seconds)}, expected a whole number of seconds`)
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  const file = output ?? `worker-${worker}-${stamp}.${what === 'profile' ? 'cpuprofile' : 'heapsnapshot'}`
+  const path = what === 'profile' ? `/cluster/workers/${worker}/profile${seconds === undefined ? '' : `?seconds=${seconds}`}` : `/cluster/workers/${worker}/heap-snapshot`
+  const tty = process.stderr.isTTY
+  if (tty) process.stderr.write(what === 'profile' ? `profiling worker ${worker} for ${seconds ?? 10} s…` : `taking a heap snapshot of worker ${worker}…`)
+  const response = await open(target, 'POST', path)
+  const { createWriteStream } = await import('node:fs')
+  const out = createWriteStream(file)
+  let bytes = 0
+  for await (const chunk of response.body ?? []) {
+    bytes += (chunk as Uint8Array).length
+    if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()))
+    if (tty) process.stderr.write(`\r${what === 'profile' ? 'profile' : 'heap snapshot'} of worker ${worker}: ${(bytes / MB).toFixed(1)} MB received`)
+  }
+  await new Promise((resolve, reject) => out.end((error?: Error | null) => error == null ? resolve(undefined) : reject(error)))
+  if (tty) process.stderr.write('\n')
+  console.log(`${file}: ${what === 'profile' ? 'CPU profile' : 'heap snapshot'} of worker ${worker}, ${(bytes / MB).toFixed(1)} MB`)
+  return 0
 }
 
 async function call<T> (target: Target, method: string, path: string, accept = [200]): Promise<T> {

@@ -58,6 +58,10 @@ export type WorkerMessage =
   | { type: 'fck:listener-bound', workerId: string, pid: number }
   /** Answered by `fck:state-result` with the same id: the requests a worker made in one turn of its event loop. */
   | { type: 'fck:state', id: number, requests: StateRequest[] }
+  /** A piece of the answer to `fck:diagnose` with this id (a profile comes whole, a heap snapshot in many). */
+  | { type: 'fck:diagnosis-chunk', id: number, chunk: string }
+  /** The answer to `fck:diagnose` is complete, or failed with `error`. */
+  | { type: 'fck:diagnosis-end', id: number, error?: string }
 
 export type PrimaryMessage =
   | { type: 'fck:shutdown', reason: string }
@@ -72,6 +76,8 @@ export type PrimaryMessage =
   | { type: 'fck:scrape-result', id: number, text: string | undefined }
   /** The answers, in the requests' order (a Tally for incr, `{ current, ttl }` for read, the session's JSON or null for get). */
   | { type: 'fck:state-result', id: number, values: unknown[] }
+  /** Asks for a CPU profile of the next `seconds`, or a heap snapshot; answered by `fck:diagnosis-chunk` and `fck:diagnosis-end`. */
+  | { type: 'fck:diagnose', id: number, what: 'profile' | 'heap', seconds: number }
 
 /** The content type of the Prometheus text a scrape (`fck:scrape-result`) answers with. */
 export const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8'
@@ -84,12 +90,12 @@ function hasType (message: unknown): message is { type: unknown } {
 }
 
 export function isPrimaryMessage (message: unknown): message is PrimaryMessage {
-  return hasType(message) && ['fck:shutdown', 'fck:metrics-request', 'fck:listener', 'fck:adopt', 'fck:release', 'fck:scrape-result', 'fck:state-result'].includes(message.type as string)
+  return hasType(message) && ['fck:shutdown', 'fck:metrics-request', 'fck:listener', 'fck:adopt', 'fck:release', 'fck:scrape-result', 'fck:state-result', 'fck:diagnose'].includes(message.type as string)
 }
 
 export function isWorkerMessage (message: unknown): message is WorkerMessage {
   return hasType(message) &&
-    ['fck:ready', 'fck:fatal', 'fck:heartbeat', 'fck:draining', 'fck:failed', 'fck:metrics', 'fck:metrics-final', 'fck:scrape', 'fck:listener-request', 'fck:listener-bound', 'fck:state'].includes(message.type as string)
+    ['fck:ready', 'fck:fatal', 'fck:heartbeat', 'fck:draining', 'fck:failed', 'fck:metrics', 'fck:metrics-final', 'fck:scrape', 'fck:listener-request', 'fck:listener-bound', 'fck:state', 'fck:diagnosis-chunk', 'fck:diagnosis-end'].includes(message.type as string)
 }
 
 /**

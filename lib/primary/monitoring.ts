@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
+import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { describeAddress, listenOrExplain } from '../common/address.js'
 import { PROMETHEUS_TEXT } from '../common/protocol.js'
@@ -7,6 +8,7 @@ import { EventStream, MAX_CLIENTS } from './event-stream.js'
 import { History } from './history.js'
 import { isLoopback, type ResolvedMonitoringOptions } from './options.js'
 import type { Series } from './aggregate.js'
+import { MAX_PROFILE_SECONDS } from './diagnostics.js'
 import { STATUS_PAGE } from './status-page.js'
 import { healthSchema, reloadAcceptedSchema, reloadResultSchema, statsSchema } from './schemas.js'
 import type { ClusterHandle, ReloadResult } from './types.js'
@@ -17,6 +19,8 @@ export interface Monitored extends ClusterHandle {
   beginReload: () => Promise<ReloadResult>
   /** The cluster's metrics as Prometheus text (see scrapes.ts), with `extra` series of the caller's. */
   scrape: (extra?: Series[]) => Promise<string>
+  /** A worker's CPU profile or heap snapshot (see diagnostics.ts); throws with a status code when it cannot be had. */
+  diagnose: (id: string, what: 'profile' | 'heap', seconds?: number) => Readable
 }
 
 /** Nothing posted here needs a body; anything bigger than this is refused with 413. */
@@ -82,6 +86,30 @@ export async function startMonitoring (cluster: Monitored, options: ResolvedMoni
     }
     running.catch(() => {}) // its outcome is logged and emitted by the supervisor
     return await reply.code(202).send({ status: 'reloading', workers: cluster.stats().expected })
+  })
+
+  // A worker's CPU profile and heap snapshot: what they show of the code is the token's to see.
+  const worker = { type: 'object', properties: { id: { type: 'string', pattern: '^\\d+$' } }, required: ['id'] }
+  app.post<{ Params: { id: string }, Querystring: { seconds: number } }>('/cluster/workers/:id/profile', {
+    onRequest: bearer(options.token),
+    schema: { params: worker, querystring: { type: 'object', properties: { seconds: { type: 'integer', minimum: 1, maximum: MAX_PROFILE_SECONDS, default: 10 } }, additionalProperties: false } }
+  }, async (request, reply) => {
+    const { id } = request.params
+    log.info({ workerId: id, seconds: request.query.seconds }, `CPU profile of worker ${id} requested over the monitoring API`)
+    // Whole before it is sent: a profile that fails answers an error, not a cut file.
+    let profile = ''
+    try {
+      for await (const chunk of cluster.diagnose(id, 'profile', request.query.seconds)) profile += String(chunk)
+    } catch (error) {
+      throw Object.assign(error as Error, { statusCode: (error as { statusCode?: number }).statusCode ?? 502 })
+    }
+    return await reply.type('application/json').header('content-disposition', `attachment; filename="worker-${id}.cpuprofile"`).send(profile)
+  })
+  app.post<{ Params: { id: string } }>('/cluster/workers/:id/heap-snapshot', { onRequest: bearer(options.token), schema: { params: worker } }, async (request, reply) => {
+    const { id } = request.params
+    log.info({ workerId: id }, `heap snapshot of worker ${id} requested over the monitoring API`)
+    const snapshot = cluster.diagnose(id, 'heap')
+    return await reply.type('application/json').header('content-disposition', `attachment; filename="worker-${id}.heapsnapshot"`).send(snapshot)
   })
 
   try {

@@ -72,6 +72,8 @@ export interface WorkerEntry {
   fatal: { at: number, name: string, message: string, stack: string } | undefined
   /** Where its main thread was when the primary killed it for a stopped heartbeat. */
   hungAt: Incident['frames'] | undefined
+  /** Giving a CPU profile or heap snapshot (see diagnostics.ts): missed heartbeats do not count meanwhile. */
+  diagnosing: boolean
   /** Where its memory cgroup counts OOM kills, and the count when it was forked (Linux). */
   oomKills: { file: string, before: number } | undefined
   /** Settles when it listens (resolves) or exits first (rejects). */

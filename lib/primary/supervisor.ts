@@ -1,6 +1,7 @@
 import type { Worker } from 'node:cluster'
 import type { FastifyInstance } from 'fastify'
 import { EventEmitter } from 'node:events'
+import type { Readable } from 'node:stream'
 import { Correlator } from '../common/correlator.js'
 import type { Series } from './aggregate.js'
 import { FCK_RELOAD_IN_PROGRESS, FCK_SHUTTING_DOWN, FCK_START_FAILED } from '../common/errors.js'
@@ -10,6 +11,7 @@ import { REPORT_DIR, sendToWorker, type MetricJSON, type WorkerMessage } from '.
 import { settleBalancing, SlotSockets, type Mode } from './balancing.js'
 import { HandoffRescue } from './handoff.js'
 import { HealthWatch } from './health-watch.js'
+import { Diagnostics } from './diagnostics.js'
 import { explainExit, INSPECTOR_OPTION, killHung, reportDirectory } from './incidents.js'
 import { MetricsLedger } from './metrics-ledger.js'
 import type { PrimaryLogger } from './log.js'
@@ -67,6 +69,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   /** Sockets systemd passed (socket activation), which the workers listen on through the primary. */
   readonly #passed = passedSockets(process.env)
   readonly #systemd: SystemdNotifier
+  readonly #diagnostics: Diagnostics
   /** Where workers' fatal-error reports go (see incidents.ts). */
   #reports: ReturnType<typeof reportDirectory> | undefined
 
@@ -83,6 +86,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     const { monitoring } = options
     this.#scrapes = new Scrapes(this, this.#ledger, monitoring === false ? MONITORING_SETTINGS.scrapeTimeout.default : monitoring.scrapeTimeout)
     this.#systemd = new SystemdNotifier(this, process.env, log)
+    this.#diagnostics = new Diagnostics(options.maxMemory)
   }
 
   /**
@@ -171,6 +175,11 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   async workerMetrics (worker: Worker, timeout: number): Promise<MetricJSON[]> {
     return await this.#metricRequests.request((id) => sendToWorker(worker, { type: 'fck:metrics-request', id }), timeout,
       () => new Error(`no metrics within ${timeout} ms`), worker)
+  }
+
+  /** A CPU profile of slot `id`'s worker over `seconds`, or a heap snapshot, as a stream (see diagnostics.ts). */
+  diagnose (id: string, what: 'profile' | 'heap', seconds = 0): Readable {
+    return this.#diagnostics.take(this.#slots[Number(id)]?.worker, id, what, seconds)
   }
 
   /** The cluster's metrics as Prometheus text, for the monitoring server and `metrics.endpoint`. */
@@ -278,6 +287,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
         this.#entries.delete(entry)
         this.#updateGuard()
         this.#metricRequests.cancel(new Error('the worker exited'), entry.worker)
+        this.#diagnostics.cancel(entry)
         this.#rescueConnections(entry)
         this.#onExit(entry, code, signal)
       }
@@ -342,6 +352,10 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       case 'fck:listener-bound':
         this.#sockets.hold(entry, handle)
         break
+      case 'fck:diagnosis-chunk':
+      case 'fck:diagnosis-end':
+        this.#diagnostics.receive(message)
+        break
       case 'fck:state':
         sendToWorker(entry.worker, { type: 'fck:state-result', id: message.id, values: message.requests.map((request) => this.#state.handle(request)) })
         break
@@ -382,7 +396,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   #watch (): void {
     const now = Date.now()
     for (const entry of this.#entries) {
-      if (entry.readyAt === undefined || entry.role === 'retiring' || entry.failure !== undefined) continue
+      if (entry.readyAt === undefined || entry.role === 'retiring' || entry.failure !== undefined || entry.diagnosing) continue
       if (now - entry.lastHeartbeat <= this.options.heartbeatTimeout) continue
       entry.failure = `no heartbeat for ${now - entry.lastHeartbeat} ms (heartbeatTimeout ${this.options.heartbeatTimeout} ms)`
       killHung(entry, this.options.hangStack, this.log).catch((error: Error) => this.log.error({ err: error }, 'killing a hung worker failed'))

@@ -18,6 +18,7 @@ import { Shutdown } from './shutdown.js'
 import { runnerWarning } from './runner.js'
 import { Traffic } from './traffic.js'
 import { AdoptedListeners } from './adopted.js'
+import { answerDiagnoses } from './diagnose.js'
 import { reportFatal, reportFatalErrors } from './fatal.js'
 import { kChannel, WorkerChannel } from './channel.js'
 
@@ -135,6 +136,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
       metrics?.listen(channel)
       channel.on('fck:adopt', ({ slot }, handle) => adopted.adopt(slot, handle))
       channel.on('fck:release', ({ slot }) => adopted.release(slot))
+      answerDiagnoses(channel)
       sendToPrimary({ type: 'fck:ready', workerId: identity.workerId, pid: process.pid, address: describeAddress(fastify.server.address()) })
     } else if (identity.manager === 'pm2' && process.send !== undefined) {
       // PM2's `wait_ready` waits for exactly this message.
