@@ -86,7 +86,7 @@ t.test('fastify-cluster with nothing listening: one line, exit 2', async (t) => 
     t.match(result.stderr, new RegExp(`^fastify-cluster: nothing answers at http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)[^\\n]*\\n$`))
   }
   const wrong = await cli(['stauts', '--port', String(port)])
-  t.same([wrong.code, wrong.stderr], [2, 'fastify-cluster: unknown command "stauts"; commands: status, stats, health, restart, metrics\n'])
+  t.same([wrong.code, wrong.stderr], [2, 'fastify-cluster: unknown command "stauts"; commands: status, stats, health, restart, metrics, profile, heap\n'])
 })
 
 t.test('fastify-cluster reads the monitoring settings as bootCluster does: a bad one is one line naming it, exit 2', async (t) => {

@@ -6,7 +6,8 @@
 // plain-cluster.mjs with PLUGIN=1 does), so bootCluster and plain node:cluster run the same workers.
 // The monitoring server listens on CLUSTER_MONITORING_PORT, a free port when unset (so clusters
 // measured side by side do not collide on 3003); `false` turns it off. HOST (127.0.0.1 unless set)
-// is the address, PLUGIN_OPTIONS the plugin's options as JSON (e.g. '{"shutdownDelay":2000}').
+// is the address, PLUGIN_OPTIONS the plugin's options as JSON (e.g. '{"shutdownDelay":2000}'),
+// HEARTBEAT_TIMEOUT bootCluster's heartbeatTimeout; GET /hang blocks the worker that takes it.
 import v8 from 'node:v8'
 import clusterPlugin, { bootCluster } from '../../dist/index.js'
 
@@ -19,8 +20,19 @@ const result = await bootCluster(async () => {
   const app = Fastify({ logger: false })
   await app.register(clusterPlugin, JSON.parse(process.env.PLUGIN_OPTIONS ?? '{}'))
   app.get('/', async () => ({ hello: 'world' }))
+  // The hang benchmark: a route whose event loop never comes back, in a function with a name.
+  app.get('/hang', async () => spinForever())
   return app
-}, { host: process.env.HOST ?? '127.0.0.1', healthReportInterval: 0, restartWindow: Number(process.env.RESTART_WINDOW ?? 30_000) })
+}, {
+  host: process.env.HOST ?? '127.0.0.1',
+  healthReportInterval: 0,
+  restartWindow: Number(process.env.RESTART_WINDOW ?? 30_000),
+  ...(process.env.HEARTBEAT_TIMEOUT ? { heartbeatTimeout: Number(process.env.HEARTBEAT_TIMEOUT) } : {})
+})
+
+function spinForever () {
+  for (let n = 0; ; n = (n + 1) | 0) { /* a blocked event loop */ }
+}
 
 if (typeof result.stats === 'function') {
   process.stdout.write(JSON.stringify({ listening: Number(process.env.PORT) }) + '\n')

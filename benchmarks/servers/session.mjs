@@ -1,5 +1,6 @@
 // bootCluster with one worker whose route uses a session held in the primary's store (the
 // `primary` backend): what a request costs the worker and the primary together.
+//   node session.mjs none [DIST]     no session: the plugin as a bootCluster worker runs it
 //   node session.mjs create [DIST]   every request signs in anew: a new session stored per request
 //                                    (the store's write path; past a client's bound, its eviction)
 //   node session.mjs read [DIST]     every request carries one session's cookie: one read of the
@@ -9,7 +10,7 @@
 import net from 'node:net'
 
 const [mode = 'read', dist = new URL('../../dist', import.meta.url).pathname] = process.argv.slice(2)
-if (mode !== 'create' && mode !== 'read') throw new Error(`unknown mode ${mode}: expected create or read`)
+if (!['none', 'create', 'read'].includes(mode)) throw new Error(`unknown mode ${mode}: expected none, create or read`)
 const { default: clusterPlugin, bootCluster } = await import(`${dist}/index.js`)
 
 const port = process.env.PORT ?? String(await new Promise((resolve) => {
@@ -25,8 +26,13 @@ const result = await bootCluster(async () => {
   let cookie
   // Before the plugin's hooks, so @fastify/session sees the cookie: load without cookies reads one session.
   if (mode === 'read') app.addHook('onRequest', async (request) => { if (cookie !== undefined) request.headers.cookie = cookie })
+  if (mode === 'none') {
+    await app.register(clusterPlugin)
+    app.get('/', async () => ({ hello: 'world' }))
+    return app
+  }
   await app.register(clusterPlugin, { session: { secret: 'a benchmark secret of at least 32 characters', cookie: { secure: false } } })
-  app.get('/', async (request, reply) => {
+  app.get('/', async (request) => {
     if (request.session.get('user') === undefined) request.session.set('user', { name: 'Ada Lovelace', since: Date.now() })
     return { hello: 'world' }
   })

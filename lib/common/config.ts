@@ -130,6 +130,15 @@ export function text (expected: string): Kind<string> {
   return { expected, parse: (raw) => typeof raw === 'string' && raw.trim() !== '' ? raw : undefined }
 }
 
+/** A share between 0 (excluded) and 1, such as an event-loop utilisation. */
+export const fraction: Kind<number> = {
+  expected: 'a number above 0 and at most 1 (e.g. 0.95)',
+  parse: (raw) => {
+    const n = toNumber(raw)
+    return n > 0 && n <= 1 ? n : undefined
+  }
+}
+
 /** A non-empty string, or `false` to turn the thing off. */
 export const nameOrOff: Kind<string | false> = {
   expected: 'a non-empty string or false',

@@ -1,4 +1,5 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { PrimaryLogger } from './log.js'
@@ -129,4 +130,18 @@ function aborted (entry: WorkerEntry, reportDir: string): Omit<Incident, 'at' | 
   if (event !== undefined) return { kind: 'crash', reason: `fatal error: ${event}`, frames: stackFrames((report?.javascriptStack?.stack ?? []).join('\n')) }
   const heap = entry.sample === undefined ? '' : `; heap ${Math.round(entry.sample.heapUsed / MB)} MB at the last heartbeat`
   return { kind: 'signal', reason: `aborted (SIGABRT): a fatal error of V8, Node or a native addon${heap}`, frames: [] }
+}
+
+/** Profiles kept in the sick policy's directory; older ones are deleted. */
+const KEPT_PROFILES = 10
+
+/** Writes a sick worker's CPU profile into `dir` and deletes the oldest past the newest KEPT_PROFILES; its path. */
+export async function keepProfile (dir: string, name: string, profile: string): Promise<string> {
+  await mkdir(dir, { recursive: true })
+  const path = join(dir, name)
+  await writeFile(path, profile)
+  const kept = (await readdir(dir)).filter((file) => file.endsWith('.cpuprofile')).sort()
+  // Names start with the time, so they sort oldest first.
+  await Promise.all(kept.slice(0, Math.max(0, kept.length - KEPT_PROFILES)).map(async (file) => await rm(join(dir, file), { force: true })))
+  return path
 }

@@ -4,7 +4,7 @@ import { FCK_INVALID_OPTION, FCK_MONITORING_UNPROTECTED } from '../common/errors
 import type { ClusterPluginOptions } from '../worker/options.js'
 import type { PrimaryStoreLimits } from '../shared-state/primary-store.js'
 import type { LevelName } from './log.js'
-import { BOOT_SETTINGS, LIMITS, MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS, type Balancing } from './settings.js'
+import { BOOT_SETTINGS, LIMITS, MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS, SICK_SETTINGS, type Balancing } from './settings.js'
 
 /** Options of `bootCluster()`. Options win over environment variables, which win over defaults. */
 export interface BootClusterOptions {
@@ -133,6 +133,29 @@ export interface BootClusterOptions {
    * @default { maxSessions: 100000, maxSessionsPerClient: 100, maxSessionBytes: 67108864, maxCounters: 100000 }
    */
   primaryStore?: Partial<PrimaryStoreLimits>
+  /**
+   * Replace a worker that is sick, not dead: over an event-loop delay p99 (ms), an event-loop
+   * utilisation (0–1) or a heap in use (bytes, or `512M`) for `heartbeats` heartbeats in a row.
+   * A CPU profile of its last `profileSeconds` is written to `profileDir` (the newest 10 kept) and
+   * named in the incident; then it is replaced like a memory recycle (the new worker first). A
+   * replacement sick from its first heartbeats stops this for the slot (health says so).
+   * Environment: `CLUSTER_SICK_LOOP_DELAY`, `CLUSTER_SICK_UTILIZATION`, `CLUSTER_SICK_HEAP`, ...
+   * @default off (no limit set)
+   */
+  sick?: Partial<SickOptions>
+}
+
+export interface SickOptions {
+  loopDelay: number | undefined
+  utilization: number | undefined
+  heapUsed: number | string | undefined
+  heartbeats: number
+  profileSeconds: number
+  profileDir: string
+}
+
+export interface ResolvedSick extends SickOptions {
+  heapUsed: number | undefined
 }
 
 export interface MonitoringOptions {
@@ -197,12 +220,14 @@ export interface ResolvedBootOptions {
   onPrimary: (() => void | Promise<void>) | undefined
   plugin: ClusterPluginOptions
   primaryStore: PrimaryStoreLimits
+  /** Undefined when no limit is set (the policy is off). */
+  sick: ResolvedSick | undefined
   /** Variables the options override with another value, one line each (see overriddenVariables). */
   warnings: string[]
 }
 
 /** The options that are objects or functions, not single settings. */
-const KNOWN = [...Object.keys(BOOT_SETTINGS).filter((key) => key !== 'logLevel'), 'monitoring', 'onPrimary', 'plugin', 'primaryStore']
+const KNOWN = [...Object.keys(BOOT_SETTINGS).filter((key) => key !== 'logLevel'), 'monitoring', 'onPrimary', 'plugin', 'primaryStore', 'sick']
 
 /** Where the app's port came from, for an error that it is in use. */
 export function portSource (env: Env = process.env): string {
@@ -270,15 +295,32 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env, mayFo
     onPrimary: options.onPrimary,
     plugin: options.plugin ?? {},
     primaryStore: resolvePrimaryStore(options.primaryStore, env),
+    sick: resolveSick(options.sick, env),
     // Said by the process that owns the settings, once: not again by each worker.
     warnings: mayFork
       ? [
           ...overriddenVariables(setting, options, env),
           ...overriddenVariables(PRIMARY_STORE_SETTINGS, options.primaryStore, env),
+          ...overriddenVariables(SICK_SETTINGS, options.sick, env),
           ...(primary && typeof options.monitoring === 'object' ? overriddenVariables(MONITORING_SETTINGS, options.monitoring, env) : [])
         ]
       : []
   }
+}
+
+function resolveSick (given: Partial<SickOptions> = {}, env: Env): ResolvedSick | undefined {
+  checkObject('sick', given)
+  rejectUnknown(given, Object.keys(SICK_SETTINGS), 'sick.')
+  const setting = SICK_SETTINGS
+  const sick = {
+    loopDelay: read(setting.loopDelay, given.loopDelay, env),
+    utilization: read(setting.utilization, given.utilization, env),
+    heapUsed: read(setting.heapUsed, given.heapUsed, env),
+    heartbeats: read(setting.heartbeats, given.heartbeats, env),
+    profileSeconds: read(setting.profileSeconds, given.profileSeconds, env),
+    profileDir: read(setting.profileDir, given.profileDir, env)
+  }
+  return sick.loopDelay === undefined && sick.utilization === undefined && sick.heapUsed === undefined ? undefined : sick
 }
 
 function resolveMonitoring (options: MonitoringOptions | false = {}, env: Env): ResolvedMonitoringOptions | false {

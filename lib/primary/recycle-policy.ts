@@ -16,7 +16,7 @@ export class RecyclePolicy {
     const { slot, sample } = entry
     if (maxMemory === undefined || sample === undefined || entry.readyAt === undefined) return undefined
     const over = sample.rss > maxMemory
-    if (entry.heartbeats === 1 && over && entry.replacesOverLimit && slot.recyclingStopped === undefined) {
+    if (entry.heartbeats === 1 && over && entry.replaces === 'memory' && slot.recyclingStopped === undefined) {
       slot.recyclingStopped = `starts above maxMemory (rss ${sample.rss} > ${maxMemory} bytes)`
       this.log.error({ workerId: String(slot.id), workerPid: entry.worker.process.pid, rss: sample.rss, maxMemory },
         `worker ${slot.id} ${slot.recyclingStopped}: memory recycling stopped for it, since every replacement would be recycled again; raise maxMemory`)

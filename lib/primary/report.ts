@@ -39,6 +39,7 @@ export function buildHealth (slots: readonly Slot[], { maxRestarts }: Pick<Resol
     const givenUp = slot.state === 'given-up' || (slot.earlyCrashes > maxRestarts && slot.state !== 'ready')
     if (givenUp) warnings.push(`worker ${slot.id} gave up after ${maxRestarts} restarts (early crashes in a row)`)
     if (slot.recyclingStopped !== undefined) warnings.push(`worker ${slot.id} ${slot.recyclingStopped}: memory recycling stopped`)
+    if (slot.sickStopped !== undefined) warnings.push(`worker ${slot.id} ${slot.sickStopped}: sick-worker replacement stopped`)
   }
   if (fewerThanHalfAlive(alive, expected)) warnings.push(`only ${alive} of ${expected} workers alive`)
   const healthy = warnings.length === 0

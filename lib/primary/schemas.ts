@@ -31,7 +31,8 @@ export const incident = {
     pid: { type: 'integer' },
     kind: { type: 'string' },
     reason: { type: 'string' },
-    frames: { type: 'array', items: frame }
+    frames: { type: 'array', items: frame },
+    profile: { type: 'string' }
   }
 }
 

@@ -63,8 +63,11 @@ export interface WorkerEntry {
   lastHeartbeat: number
   /** Heartbeats received since it listens. */
   heartbeats: number
-  /** Started to replace a worker that used more than maxMemory. */
-  replacesOverLimit: boolean
+  /** Started to replace a worker that used more than maxMemory, or a sick one. */
+  replaces: 'memory' | 'sick' | undefined
+  /** Heartbeats in a row over a limit of the sick-worker policy, and heartbeats under every limit since it listens. */
+  sickBeats: number
+  healthyBeats: number
   sample: WorkerSample | undefined
   /** Why the primary ended it, or what it said before failing; reported when it exits. */
   failure: string | undefined
@@ -106,6 +109,8 @@ export class Slot {
   earlyCrashes = 0
   /** Why memory recycling is off for this slot (its workers start above maxMemory). */
   recyclingStopped: string | undefined
+  /** Why replacing sick workers is off for this slot (its workers are sick from their start). */
+  sickStopped: string | undefined
   restartTimer: NodeJS.Timeout | undefined
   /** The first and the latest worker the slot lost, and why. */
   incidents: { first: Incident, last: Incident } | undefined

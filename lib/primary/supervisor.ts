@@ -12,13 +12,14 @@ import { settleBalancing, SlotSockets, type Mode } from './balancing.js'
 import { HandoffRescue } from './handoff.js'
 import { HealthWatch } from './health-watch.js'
 import { Diagnostics } from './diagnostics.js'
-import { explainExit, INSPECTOR_OPTION, killHung, reportDirectory } from './incidents.js'
+import { explainExit, INSPECTOR_OPTION, keepProfile, killHung, reportDirectory } from './incidents.js'
 import { MetricsLedger } from './metrics-ledger.js'
 import type { PrimaryLogger } from './log.js'
 import type { ResolvedBootOptions } from './options.js'
 import { OrphanGuard } from './orphan-guard.js'
 import { buildHealth, buildStats, fewerThanHalfAlive, formatReport } from './report.js'
 import { RecyclePolicy } from './recycle-policy.js'
+import { SickPolicy } from './sick-policy.js'
 import { RestartPolicy } from './restart-policy.js'
 import { Scrapes } from './scrapes.js'
 import { MONITORING_SETTINGS } from './settings.js'
@@ -54,6 +55,9 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   readonly #scrapes: Scrapes
   readonly #restarts: RestartPolicy
   readonly #recycling: RecyclePolicy
+  readonly #sick: SickPolicy
+  /** Sick workers being profiled before their replacement starts. */
+  readonly #sickPending = new WeakSet<WorkerEntry>()
   #guard: OrphanGuard | undefined
   #starting = true
   #stopping: Promise<boolean> | undefined
@@ -78,6 +82,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     this.#slots = Array.from({ length: options.workers }, (_, id) => new Slot(id, this.#onTransition))
     this.#restarts = new RestartPolicy(options, (slot, delay) => { this.#startSlot(slot, { delay }).catch(() => {}) })
     this.#recycling = new RecyclePolicy(options.maxMemory, log, () => this.#health.check())
+    this.#sick = new SickPolicy(options.sick, log, () => this.#health.check())
     this.#health = new HealthWatch(() => this.#starting || this.#stopping !== undefined ? undefined : this.health(), (health) => {
       if (!health.healthy) this.log.warn(health, 'cluster unhealthy')
       this.emit(health.healthy ? 'healthy' : 'unhealthy', health)
@@ -217,12 +222,12 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
    * replaces, whatever that one is doing (starting, serving, draining on its own): in every state
    * the slot ends with the candidate as its one current worker.
    */
-  async #replace (slot: Slot, reason: string, overLimit = false): Promise<void> {
+  async #replace (slot: Slot, reason: string, replaces?: WorkerEntry['replaces']): Promise<void> {
     if (this.#stopping !== undefined) throw new FCK_SHUTTING_DOWN()
     let candidate: WorkerEntry
     try {
       candidate = this.#fork(slot, 'candidate')
-      candidate.replacesOverLimit = overLimit
+      candidate.replaces = replaces
     } catch (error) {
       throw new Error(`worker ${slot.id}: replacement ${(error as Error).message}`)
     }
@@ -328,7 +333,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
         entry.lastHeartbeat = Date.now()
         entry.sample = message.sample
         if (entry.readyAt !== undefined) entry.heartbeats++
-        this.#checkMemory(entry)
+        this.#checkHealth(entry)
         break
       case 'fck:draining':
         if (current) slot.apply('drain', { pid: message.pid, reason: message.reason })
@@ -381,15 +386,39 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   }
 
   /** Recycles a worker the recycle policy says uses too much memory, if nothing else is replacing it. */
-  #checkMemory (entry: WorkerEntry): void {
+  #checkHealth (entry: WorkerEntry): void {
     const { slot } = entry
     if (entry.role !== 'current') return
-    const reason = this.#recycling.afterHeartbeat(entry)
-    if (reason === undefined || slot.state !== 'ready' || slot.candidate !== undefined || this.#reloading !== undefined) return
+    const memory = this.#recycling.afterHeartbeat(entry)
+    const sick = memory === undefined ? this.#sick.afterHeartbeat(entry) : undefined
+    const reason = memory ?? sick
+    if (reason === undefined || slot.state !== 'ready' || slot.candidate !== undefined || this.#reloading !== undefined || entry.diagnosing || this.#sickPending.has(entry)) return
     slot.recycles++
-    this.log.warn({ workerId: String(slot.id), workerPid: entry.worker.process.pid, reason, recycles: slot.recycles }, 'recycling worker: memory')
-    this.emit('worker:recycle', { id: String(slot.id), pid: entry.worker.process.pid ?? 0, recycles: slot.recycles, reason })
-    this.#replace(slot, reason, true).catch((error: Error) => this.log.error({ err: error }, 'memory recycle failed; the worker keeps serving'))
+    const pid = entry.worker.process.pid ?? 0
+    this.log.warn({ workerId: String(slot.id), workerPid: pid, reason, recycles: slot.recycles }, memory === undefined ? `replacing sick worker ${slot.id}: ${reason}` : 'recycling worker: memory')
+    this.emit('worker:recycle', { id: String(slot.id), pid, recycles: slot.recycles, reason })
+    const replaced = memory === undefined ? this.#replaceSick(entry, reason) : this.#replace(slot, reason, 'memory')
+    replaced.catch((error: Error) => this.log.error({ err: error }, `replacing worker ${slot.id} failed; it keeps serving`))
+  }
+
+  /** A CPU profile of the sick worker's last seconds, kept with its incident, then its replacement. */
+  async #replaceSick (entry: WorkerEntry, reason: string): Promise<void> {
+    const { slot } = entry
+    const { profileSeconds, profileDir } = this.options.sick as NonNullable<ResolvedBootOptions['sick']>
+    const pid = entry.worker.process.pid ?? 0
+    this.#sickPending.add(entry)
+    let profile: string | undefined
+    if (profileSeconds > 0) {
+      try {
+        let text = ''
+        for await (const chunk of this.#diagnostics.take(entry, String(slot.id), 'profile', profileSeconds)) text += String(chunk)
+        profile = await keepProfile(profileDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-worker-${slot.id}-${pid}.cpuprofile`, text)
+      } catch (error) {
+        this.log.warn({ workerId: String(slot.id), workerPid: pid, err: error }, `no CPU profile of sick worker ${slot.id}: ${(error as Error).message}`)
+      }
+    }
+    slot.record({ at: new Date().toISOString(), id: String(slot.id), pid, kind: 'sick', reason, frames: [], ...(profile === undefined ? {} : { profile }) })
+    await this.#replace(slot, reason, 'sick')
   }
 
   /** Kills ready workers whose heartbeat stopped (a blocked event loop). */

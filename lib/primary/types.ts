@@ -83,16 +83,19 @@ export interface Frame { function: string, file: string, line: number, column: n
  * - `heap-oom`: V8 aborted it for running out of heap
  * - `oom-kill`: the kernel's OOM killer ended it (its memory cgroup counted an oom_kill)
  * - `signal`: a signal from outside the kit (SIGKILL, SIGTERM...)
+ * - `sick`: replaced by the `sick` policy; `profile` is the CPU profile of its last seconds
  * - `exit`: it exited with a non-zero code and said nothing more
  */
 export interface Incident {
   at: string
   id: string
   pid: number
-  kind: 'hang' | 'crash' | 'heap-oom' | 'oom-kill' | 'signal' | 'exit'
+  kind: 'hang' | 'crash' | 'heap-oom' | 'oom-kill' | 'signal' | 'exit' | 'sick'
   /** In words: `TypeError: Cannot read properties of undefined (reading 'id') at routes/users.js:42`. */
   reason: string
   frames: Frame[]
+  /** The path of a CPU profile kept with the incident. */
+  profile?: string
 }
 
 export interface ClusterEvents {
