@@ -11,7 +11,7 @@ import { kChannel, type WorkerChannel } from './worker/channel.js'
 import { clusterPlugin } from './worker/plugin.js'
 import { createLogger } from './primary/log.js'
 import { portSource, resolveBootOptions, type BootClusterOptions, type ResolvedBootOptions } from './primary/options.js'
-import { Supervisor } from './primary/supervisor.js'
+import { Supervisor } from './primary/supervision/supervisor.js'
 import type { ClusterHandle } from './primary/types.js'
 import { sendToPrimary } from './common/protocol.js'
 
@@ -110,7 +110,7 @@ async function listenOnce (app: FastifyInstance, { port, host, balancing }: Reso
     return await listenOrExplain(async () => await app.listen({ port, host }), host, port, source)
   }
   // Kernel balancing: this worker's own SO_REUSEPORT socket, or the one its slot's last worker
-  // opened, which the primary kept (see lib/primary/balancing.ts).
+  // opened, which the primary kept (see lib/primary/supervision/balancing.ts).
   const held = await channel.heldListener(identity.workerId, LISTENER_WAIT)
   if (held !== undefined) {
     // Node takes a listening handle in place of an address; Fastify passes its options through.

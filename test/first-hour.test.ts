@@ -96,7 +96,7 @@ t.test('crashes are warnings, a reload\'s hand-over is no state change', async (
   process.kill(victim.pid, 'SIGKILL')
   await cluster.waitForEvent((event) => event.event === 'worker:ready' && event.id === '0' && event.pid !== victim.pid)
   const crash = lines().find((line) => / -> crashed/.test(line.msg))
-  t.match(crash, { level: 40, msg: 'worker 0: ready -> crashed (signal SIGKILL)' }, 'a crash at warn, with its signal')
+  t.match(crash, { level: 40, msg: 'worker 0: ready -> crashed (signal SIGKILL: killed by SIGKILL from outside the kit)' }, 'a crash at warn, with its signal and what it means')
   t.ok(lines().filter((line) => line.level === 30).some((line) => line.msg === 'worker 0: crashed -> starting'), 'a restart at info')
 
   t.match(await cluster.call('reload'), { ok: true })

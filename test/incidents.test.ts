@@ -1,8 +1,11 @@
 import http from 'node:http'
 import { execFileSync } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import ts from 'typescript'
 import type { Incident } from '../dist/index.js'
 import { startCluster, until } from './helpers/cluster.js'
 import { memoryCgroup } from './helpers/cgroup.js'
@@ -88,4 +91,35 @@ t.test('a SIGKILL from outside is said to be one; no inspector port or thread wh
   const exit = await cluster.waitForEvent((event) => event.event === 'worker:exit' && event.pid === victim.pid)
   t.match(exit.incident, { kind: 'signal', reason: 'killed by SIGKILL from outside the kit' })
   await until('a replacement', async () => (await cluster.call('stats')).alive === 1)
+})
+
+t.test('a hung worker in code compiled with a source map: the frames name the TypeScript source', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fck-mapped-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  // The TypeScript compiler's own output: the file ends with its sourceMappingURL, the map beside it.
+  const source = [
+    'type Password = string',
+    '',
+    'export function checkPassword (password: Password): number {',
+    '  let hash = 0',
+    '  for (;;) for (let i = 0; i < password.length; i++) hash = (hash * 31 + password.charCodeAt(i)) | 0',
+    '}',
+    '',
+    'export function register (app: { get: (path: string, handler: () => Promise<unknown>) => void }): void {',
+    "  app.get('/incident/spin-mapped', async () => checkPassword('hunter2'))",
+    '}',
+    ''
+  ].join('\n')
+  writeFileSync(join(dir, 'auth.ts'), source)
+  const { outputText, sourceMapText } = ts.transpileModule(source, {
+    fileName: 'auth.ts', compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, sourceMap: true }
+  })
+  writeFileSync(join(dir, 'auth.mjs'), outputText.replace('//# sourceMappingURL=auth.js.map', '//# sourceMappingURL=auth.mjs.map'))
+  writeFileSync(join(dir, 'auth.mjs.map'), (sourceMapText as string).replace('"auth.js"', '"auth.mjs"'))
+  const cluster = await startCluster(t, { CLUSTER_WORKERS: '1', FIXTURE_MAPPED_ROUTES: join(dir, 'auth.mjs') }, { heartbeatTimeout: 1000, restartWindow: 0 })
+  const victim = await oneWorker(t, cluster.port)
+  get(cluster.port, '/incident/spin-mapped', victim.agent).catch(() => undefined)
+  const exit = await cluster.waitForEvent((event) => event.event === 'worker:exit' && event.pid === victim.pid, 15_000)
+  t.match(exit.incident.frames[0], { function: 'checkPassword', file: new RegExp(`${relative(process.cwd(), join(dir, 'auth.ts')).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`), line: 5 },
+    'the TypeScript file and line, not the compiled one')
 })

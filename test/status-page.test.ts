@@ -59,6 +59,8 @@ t.test('the status page shows both workers live: a kill -9 and a rolling reload 
   await page.locator('#reload').click()
   await page.locator('#reload-result', { hasText: 'reloading 2 workers' }).waitFor()
   await page.locator('#last-reload', { hasText: /^ok in \d+ ms/ }).waitFor({ timeout: 60_000 })
+  await page.waitForFunction('document.querySelector("#reload-result").textContent === ""', undefined, { timeout: 10_000 })
+  t.pass('no stale "reloading 2 workers" beside the button once the reload is done')
   await page.waitForFunction(`[...document.querySelectorAll('td.pid')].every((cell) => !${JSON.stringify(before)}.includes(cell.textContent)) &&
     [...document.querySelectorAll('td.state')].every((cell) => cell.textContent === 'ready')`, undefined, { timeout: 30_000 })
   t.pass('after the reload both rows show new pids, ready')

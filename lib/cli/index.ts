@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util'
 import { formatAddress } from '../common/address.js'
 import { port, read } from '../common/config.js'
 import { MONITORING_SETTINGS } from '../primary/settings.js'
-import { frameText } from '../primary/stack-capture.js'
+import { frameText } from '../primary/supervision/stack-capture.js'
 import type { ClusterHealth, ClusterStats, Incident, ReloadResult, WorkerStats } from '../primary/types.js'
 
 const USAGE = `Usage: fastify-cluster <command> [--host H] [--port P] [--token T]

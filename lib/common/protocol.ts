@@ -35,7 +35,7 @@ export type StateRequest =
   | { op: 'session:set', key: string, data: string, ttl: number, empty: boolean, client: string }
   | { op: 'session:destroy', key: string }
 
-/** The variable naming where a worker's fatal-error report goes (a directory of the primary's; see lib/primary/incidents.ts). */
+/** The variable naming where a worker's fatal-error report goes (a directory of the primary's; see lib/primary/supervision/incidents.ts). */
 export const REPORT_DIR = 'CLUSTER_REPORT_DIR'
 
 export type WorkerMessage =
@@ -48,13 +48,13 @@ export type WorkerMessage =
   | { type: 'fck:failed', workerId: string, pid: number, error: { code?: string, message: string } }
   /** The answer to `fck:metrics-request` with the same id. */
   | { type: 'fck:metrics', workerId: string, pid: number, id: number, metrics: MetricJSON[] }
-  /** A closing worker's last metrics, sent once its requests are done (see lib/primary/metrics-ledger.ts). */
+  /** A closing worker's last metrics, sent once its requests are done (see lib/primary/monitoring/metrics-ledger.ts). */
   | { type: 'fck:metrics-final', workerId: string, pid: number, metrics: MetricJSON[] }
   /** Asks for the cluster's metrics as Prometheus text (`metrics.endpoint` on the app's port); answered by `fck:scrape-result`. */
   | { type: 'fck:scrape', id: number }
   /** reuseport balancing: asks for the slot's socket before listening; answered by `fck:listener`. */
   | { type: 'fck:listener-request', workerId: string, pid: number }
-  /** reuseport balancing: sent with the socket the worker opened, for the primary to hold (see lib/primary/balancing.ts). */
+  /** reuseport balancing: sent with the socket the worker opened, for the primary to hold (see lib/primary/supervision/balancing.ts). */
   | { type: 'fck:listener-bound', workerId: string, pid: number }
   /** Answered by `fck:state-result` with the same id: the requests a worker made in one turn of its event loop. */
   | { type: 'fck:state', id: number, requests: StateRequest[] }

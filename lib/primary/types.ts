@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events'
 import type { EventLoopSchema, FromSchema, MemorySchema, RequestsSchema } from '../common/sample.js'
-import type { SlotState } from './slot.js'
+import type { SlotState } from './supervision/slot.js'
 
 export interface WorkerStats {
   /** Slot id, `0..N-1`, kept by replacements. */

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { aggregate, render } from '../../lib/primary/aggregate.js'
+import { aggregate, render } from '../../lib/primary/monitoring/aggregate.js'
 
 const counter = (value: number, labels = {}) => ({ name: 'requests_total', help: 'Requests', type: 'counter', values: [{ value, labels }] })
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { chooseBalancing } from '../../lib/primary/balancing.js'
+import { chooseBalancing } from '../../lib/primary/supervision/balancing.js'
 
 const address = { port: 3000, host: '0.0.0.0' }
 

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { buildHealth } from '../../lib/primary/report.js'
-import { Slot } from '../../lib/primary/slot.js'
+import { buildHealth } from '../../lib/primary/monitoring/report.js'
+import { Slot } from '../../lib/primary/supervision/slot.js'
 
 const slots = (): Slot[] => [0, 1].map((id) => new Slot(id, () => {}))
 
@@ -9,7 +9,7 @@ t.test('a given-up slot keeps health degraded while a retry of it starts, and ok
   for (const slot of [ok, flaky]) { slot.apply('fork'); slot.apply('listening') }
   t.match(buildHealth([ok, flaky], { maxRestarts: 2 }), { status: 'ok', alive: 2, warnings: [] })
   flaky.apply('crash')
-  flaky.earlyCrashes = 3
+  for (let i = 0; i < 3; i++) flaky.exited(true)
   flaky.apply('give-up')
   t.match(buildHealth([ok, flaky], { maxRestarts: 2 }), { status: 'degraded', warnings: [/worker 1 gave up/] })
   flaky.apply('fork')
@@ -29,6 +29,6 @@ t.test('fewer than half alive, or recycling stopped, is degraded too', async (t)
   a.apply('listening')
   b.apply('fork')
   b.apply('listening')
-  b.recyclingStopped = 'starts above maxMemory (rss 2 > 1 bytes)'
+  b.stop('recycling', 'starts above maxMemory (rss 2 > 1 bytes)')
   t.match(buildHealth([a, b], { maxRestarts: 10 }), { status: 'degraded', warnings: ['worker 1 starts above maxMemory (rss 2 > 1 bytes): memory recycling stopped'] })
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { History, MAX_POINTS } from '../../lib/primary/history.js'
+import { History, MAX_POINTS } from '../../lib/primary/monitoring/history.js'
 import type { ClusterStats } from '../../lib/primary/types.js'
 
 function stats (workers: Array<{ id: string, pid: number, total: number }>): ClusterStats {

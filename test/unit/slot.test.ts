@@ -1,5 +1,5 @@
 import t from 'tap'
-import { nextState, Slot, SLOT_EVENTS, SLOT_STATES, type SlotEvent, type SlotState } from '../../lib/primary/slot.js'
+import { nextState, Slot, SLOT_EVENTS, SLOT_STATES, type SlotEvent, type SlotState } from '../../lib/primary/supervision/slot.js'
 
 // Written out here rather than derived, so a change to the table in lib/ must be made twice.
 const EXPECTED: Record<SlotState, Record<SlotEvent, SlotState>> = {

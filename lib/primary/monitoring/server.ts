@@ -1,17 +1,17 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { describeAddress, listenOrExplain } from '../common/address.js'
-import { PROMETHEUS_TEXT } from '../common/protocol.js'
-import type { PrimaryLogger } from './log.js'
+import { describeAddress, listenOrExplain } from '../../common/address.js'
+import { PROMETHEUS_TEXT } from '../../common/protocol.js'
+import type { PrimaryLogger } from '../log.js'
 import { EventStream, MAX_CLIENTS } from './event-stream.js'
 import { History } from './history.js'
-import { isLoopback, type ResolvedMonitoringOptions } from './options.js'
+import { isLoopback, type ResolvedMonitoringOptions } from '../options.js'
 import type { Series } from './aggregate.js'
-import { MAX_PROFILE_SECONDS } from './diagnostics.js'
+import { MAX_PROFILE_SECONDS } from '../supervision/diagnostics.js'
 import { STATUS_PAGE } from './status-page.js'
 import { healthSchema, reloadAcceptedSchema, reloadResultSchema, statsSchema } from './schemas.js'
-import type { ClusterHandle, ReloadResult } from './types.js'
+import type { ClusterHandle, ReloadResult } from '../types.js'
 
 /** What the monitoring server needs of the supervisor. */
 export interface Monitored extends ClusterHandle {

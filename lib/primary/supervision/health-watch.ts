@@ -1,4 +1,4 @@
-import type { ClusterHealth } from './types.js'
+import type { ClusterHealth } from '../types.js'
 
 /**
  * A drain is judged for health a moment later, not at once: a terminal's Ctrl-C reaches the

@@ -91,9 +91,13 @@ let points = []
 let capacity = 450
 const latestRps = () => new Map((points.at(-1)?.workers ?? []).map((w) => [w.id, w.rps]))
 
+let reloadRequestedAt = Infinity
 function showLastReload (last) {
   $('last-reload').textContent = last == null ? 'none'
     : (last.ok ? 'ok in ' + last.durationMs + ' ms' : 'failed: ' + last.reason) + ' at ' + new Date(last.at).toLocaleTimeString()
+  // A reload that ended after this page asked for it: its "reloading N workers" is stale, even
+  // when the answer to the request came after the reload's own event.
+  if (last != null && Date.parse(last.at) >= reloadRequestedAt) $('reload-result').textContent = ''
 }
 
 function showStore (s) {
@@ -207,10 +211,7 @@ function logEvent (name, detail) {
   item.textContent = new Date().toLocaleTimeString() + '  ' + describe(name, detail)
   $('events').prepend(item)
   while ($('events').children.length > 200) $('events').lastChild.remove()
-  if (name === 'reload:done' || name === 'reload:failed') {
-    showLastReload({ ...detail, at: new Date().toISOString() })
-    $('reload-result').textContent = ''
-  }
+  if (name === 'reload:done' || name === 'reload:failed') showLastReload({ ...detail, at: new Date().toISOString() })
 }
 
 let current
@@ -259,6 +260,7 @@ $('reload').addEventListener('click', async () => {
   const result = $('reload-result')
   if (!tokenInput.value) tokenInput.focus()
   result.textContent = 'requesting…'
+  reloadRequestedAt = Date.now()
   try {
     const response = await fetch('cluster/restart', { method: 'POST', headers: auth() })
     const body = await response.json()

@@ -1,4 +1,4 @@
-import type { ResolvedBootOptions } from './options.js'
+import type { ResolvedBootOptions } from '../options.js'
 import type { Slot } from './slot.js'
 
 type Options = Pick<ResolvedBootOptions, 'restartDelay' | 'maxRestartDelay' | 'maxRestarts' | 'restartWindow' | 'givenUpRetryDelay'>
@@ -22,10 +22,9 @@ export class RestartPolicy {
   afterExit (slot: Slot, readyAt: number | undefined): number | undefined {
     const { restartDelay, maxRestartDelay, maxRestarts, restartWindow, givenUpRetryDelay } = this.options
     let delay = 0
-    if (readyAt !== undefined && Date.now() - readyAt >= restartWindow) {
-      slot.earlyCrashes = 0
-    } else {
-      slot.earlyCrashes++
+    const early = readyAt === undefined || Date.now() - readyAt < restartWindow
+    slot.exited(early)
+    if (early) {
       if (slot.earlyCrashes > maxRestarts) {
         slot.apply('give-up', { reason: `${slot.earlyCrashes} early crashes in a row` })
         if (givenUpRetryDelay === 0) return undefined
@@ -37,7 +36,7 @@ export class RestartPolicy {
     clearTimeout(slot.restartTimer)
     slot.restartTimer = setTimeout(() => {
       if (this.#stopped || slot.worker !== undefined) return
-      slot.restarts++
+      slot.restarted()
       this.start(slot, delay)
     }, delay)
     return delay

@@ -1,4 +1,4 @@
-import type { ClusterStats } from './types.js'
+import type { ClusterStats } from '../types.js'
 
 /** How far back the status page's charts reach. */
 export const HISTORY_SPAN = 15 * 60_000

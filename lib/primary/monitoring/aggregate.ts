@@ -1,4 +1,4 @@
-import type { MetricJSON } from '../common/protocol.js'
+import type { MetricJSON } from '../../common/protocol.js'
 
 // Aggregating the workers' metrics into one Prometheus text exposition, in the primary.
 //

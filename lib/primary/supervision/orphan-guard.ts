@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import type { PrimaryLogger } from './log.js'
+import type { PrimaryLogger } from '../log.js'
 
 /**
  * Kills the workers when the primary dies without stopping them (kill -9, the OOM killer).

@@ -1,4 +1,4 @@
-import type { PrimaryLogger } from './log.js'
+import type { PrimaryLogger } from '../log.js'
 
 export interface SignalHandlers {
   /** Drains every worker; resolves true when all exited cleanly. */

@@ -2,10 +2,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { PrimaryLogger } from './log.js'
+import type { PrimaryLogger } from '../log.js'
 import type { WorkerEntry } from './slot.js'
 import { captureStack, frameText, stackFrames } from './stack-capture.js'
-import type { Incident } from './types.js'
+import type { Incident } from '../types.js'
 
 export { INSPECTOR_OPTION } from './stack-capture.js'
 
@@ -46,12 +46,18 @@ export function oomKillCounter (pid: number): WorkerEntry['oomKills'] {
   }
 }
 
+/** The incident of a worker's exit (see explainExit), stamped with when, which slot and which pid; undefined for a clean exit. */
+export function incidentOf (entry: WorkerEntry, code: number | null, signal: string | null, reportDir: string): Incident | undefined {
+  const explained = explainExit(entry, code, signal, reportDir)
+  return explained === undefined ? undefined : { at: new Date().toISOString(), id: String(entry.slot.id), pid: entry.worker.process.pid ?? 0, ...explained }
+}
+
 /**
  * Why a worker that ended otherwise than by a clean exit was lost, from what the primary knows:
  * the stack it took before killing a hung worker, what the worker said was ending it, the report
  * Node wrote when it aborted, its cgroup's OOM kills. Undefined for exit code 0.
  */
-export function explainExit (entry: WorkerEntry, code: number | null, signal: string | null, reportDir: string): Omit<Incident, 'at' | 'id' | 'pid'> | undefined {
+function explainExit (entry: WorkerEntry, code: number | null, signal: string | null, reportDir: string): Omit<Incident, 'at' | 'id' | 'pid'> | undefined {
   if (entry.hungAt !== undefined) {
     const [top] = entry.hungAt
     return { kind: 'hang', reason: `${entry.failure ?? 'no heartbeat'}${top === undefined ? '' : `; its main thread was in ${frameText(top)}`}`, frames: entry.hungAt }

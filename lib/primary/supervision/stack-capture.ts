@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { SourceMap, type SourceMapPayload } from 'node:module'
 import { dirname, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Frame } from './types.js'
+import type { Frame } from '../types.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 /** Frames kept per stack: enough to see the caller of the caller, short enough for a log line. */

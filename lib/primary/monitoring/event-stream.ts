@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import type { ClusterEvents, ClusterHandle } from './types.js'
+import type { ClusterEvents, ClusterHandle } from '../types.js'
 
 /** Every event of the supervisor the stream forwards, under the same name. */
 const FORWARDED: Array<keyof ClusterEvents> = [

@@ -1,6 +1,6 @@
-import type { WorkerSample } from '../common/sample.js'
-import type { PrimaryLogger } from './log.js'
-import type { ResolvedSick } from './options.js'
+import type { WorkerSample } from '../../common/sample.js'
+import type { PrimaryLogger } from '../log.js'
+import type { ResolvedSick } from '../options.js'
 import type { WorkerEntry } from './slot.js'
 
 const MB = 2 ** 20
@@ -34,7 +34,7 @@ export class SickPolicy {
       entry.sickBeats = 0
       entry.healthyBeats++
       if (slot.sickStopped !== undefined && entry.healthyBeats === limits.heartbeats && entry.heartbeats === limits.heartbeats) {
-        slot.sickStopped = undefined
+        slot.stop('sick', undefined)
         this.log.info({ workerId: String(slot.id) }, `worker ${slot.id} starts healthy again: sick-worker replacement resumed`)
         this.onChange()
       }
@@ -43,7 +43,7 @@ export class SickPolicy {
     entry.sickBeats++
     if (entry.sickBeats < limits.heartbeats || slot.sickStopped !== undefined) return undefined
     if (entry.replaces === 'sick' && entry.healthyBeats < limits.heartbeats) {
-      slot.sickStopped = `is sick from its start (${over})`
+      slot.stop('sick', `is sick from its start (${over})`)
       this.log.error({ workerId: String(slot.id), workerPid: entry.worker.process.pid },
         `worker ${slot.id} ${slot.sickStopped}: sick-worker replacement stopped for it, since every replacement would be replaced again`)
       this.onChange()

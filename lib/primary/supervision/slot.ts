@@ -1,6 +1,6 @@
 import type { Worker } from 'node:cluster'
-import type { WorkerSample } from '../common/sample.js'
-import type { Incident } from './types.js'
+import type { WorkerSample } from '../../common/sample.js'
+import type { Incident } from '../types.js'
 
 /**
  * The life of a worker slot. The state always describes the slot's current worker; a
@@ -97,23 +97,22 @@ export interface TransitionDetail {
 
 export type TransitionListener = (slot: Slot, from: SlotState, event: SlotEvent, detail: TransitionDetail) => void
 
+/**
+ * A worker slot: its state, its workers, and its counters. The counters change only through the
+ * methods here (the policies and the supervisor say what happened; the slot counts it), so the
+ * meaning of each is written in one place.
+ */
 export class Slot {
   state: SlotState = 'stopped'
   worker: WorkerEntry | undefined
   candidate: WorkerEntry | undefined
-  /** Workers started in the slot after its worker exited (a crash, an exit, a kill); not a reload's or a recycle's replacement. */
-  restarts = 0
-  /** Workers replaced because they used too much memory. */
-  recycles = 0
-  /** Early crashes in a row; a worker that ran through the restart window resets it. */
-  earlyCrashes = 0
-  /** Why memory recycling is off for this slot (its workers start above maxMemory). */
-  recyclingStopped: string | undefined
-  /** Why replacing sick workers is off for this slot (its workers are sick from their start). */
-  sickStopped: string | undefined
   restartTimer: NodeJS.Timeout | undefined
-  /** The first and the latest worker the slot lost, and why. */
-  incidents: { first: Incident, last: Incident } | undefined
+  #restarts = 0
+  #recycles = 0
+  #earlyCrashes = 0
+  #recyclingStopped: string | undefined
+  #sickStopped: string | undefined
+  #incidents: { first: Incident, last: Incident } | undefined
 
   constructor (readonly id: number, private readonly onTransition: TransitionListener) {}
 
@@ -121,12 +120,48 @@ export class Slot {
   apply (event: SlotEvent, detail: TransitionDetail = {}): void {
     const from = this.state
     this.state = nextState(from, event)
+    // A replacement that listens ends any run of early crashes.
+    if (event === 'promote') this.#earlyCrashes = 0
     if (this.state !== from || event === 'promote') this.onTransition(this, from, event, detail)
+  }
+
+  /** Workers started in the slot after its worker exited (a crash, an exit, a kill); not a reload's or a recycle's replacement. */
+  get restarts (): number { return this.#restarts }
+  /** Workers replaced for using more than maxMemory or for being sick. */
+  get recycles (): number { return this.#recycles }
+  /** Early crashes in a row; a worker that ran through the restart window resets it. */
+  get earlyCrashes (): number { return this.#earlyCrashes }
+  /** Why memory recycling is off for this slot (its workers start above maxMemory). */
+  get recyclingStopped (): string | undefined { return this.#recyclingStopped }
+  /** Why replacing sick workers is off for this slot (its workers are sick from their start). */
+  get sickStopped (): string | undefined { return this.#sickStopped }
+  /** The first and the latest worker the slot lost, and why. */
+  get incidents (): { first: Incident, last: Incident } | undefined { return this.#incidents }
+
+  /** Its worker exited: early (a crash within the restart window, or before listening) or after running through it. */
+  exited (early: boolean): void {
+    this.#earlyCrashes = early ? this.#earlyCrashes + 1 : 0
+  }
+
+  /** A worker is started after its worker exited. */
+  restarted (): void {
+    this.#restarts++
+  }
+
+  /** Its worker is being replaced for memory or sickness. */
+  recycled (): void {
+    this.#recycles++
+  }
+
+  /** Stops (with why) or resumes (undefined) memory recycling or sick-worker replacement for the slot. */
+  stop (policy: 'recycling' | 'sick', why: string | undefined): void {
+    if (policy === 'recycling') this.#recyclingStopped = why
+    else this.#sickStopped = why
   }
 
   /** Keeps a lost worker's incident: the first one stays, the latest replaces the one before. */
   record (incident: Incident): void {
-    this.incidents = { first: this.incidents?.first ?? incident, last: incident }
+    this.#incidents = { first: this.#incidents?.first ?? incident, last: incident }
   }
 
   get alive (): boolean {

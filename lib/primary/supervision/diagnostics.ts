@@ -1,6 +1,6 @@
 import { freemem } from 'node:os'
 import { PassThrough, type Readable } from 'node:stream'
-import { sendToWorker, type WorkerMessage } from '../common/protocol.js'
+import { sendToWorker, type WorkerMessage } from '../../common/protocol.js'
 import type { WorkerEntry } from './slot.js'
 
 const MB = 2 ** 20

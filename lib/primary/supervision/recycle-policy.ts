@@ -1,4 +1,4 @@
-import type { PrimaryLogger } from './log.js'
+import type { PrimaryLogger } from '../log.js'
 import type { WorkerEntry } from './slot.js'
 
 /**
@@ -17,12 +17,12 @@ export class RecyclePolicy {
     if (maxMemory === undefined || sample === undefined || entry.readyAt === undefined) return undefined
     const over = sample.rss > maxMemory
     if (entry.heartbeats === 1 && over && entry.replaces === 'memory' && slot.recyclingStopped === undefined) {
-      slot.recyclingStopped = `starts above maxMemory (rss ${sample.rss} > ${maxMemory} bytes)`
+      slot.stop('recycling', `starts above maxMemory (rss ${sample.rss} > ${maxMemory} bytes)`)
       this.log.error({ workerId: String(slot.id), workerPid: entry.worker.process.pid, rss: sample.rss, maxMemory },
         `worker ${slot.id} ${slot.recyclingStopped}: memory recycling stopped for it, since every replacement would be recycled again; raise maxMemory`)
       this.onChange()
     } else if (entry.heartbeats === 1 && !over && slot.recyclingStopped !== undefined) {
-      slot.recyclingStopped = undefined
+      slot.stop('recycling', undefined)
       this.log.info({ workerId: String(slot.id) }, `worker ${slot.id} starts below maxMemory again: memory recycling resumed`)
       this.onChange()
     }

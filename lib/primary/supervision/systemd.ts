@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
-import type { Env } from '../common/config.js'
-import type { PrimaryLogger } from './log.js'
-import type { ClusterHandle } from './types.js'
+import type { Env } from '../../common/config.js'
+import type { PrimaryLogger } from '../log.js'
+import type { ClusterHandle } from '../types.js'
 
 /**
  * sd_notify for a primary run by systemd with `Type=notify`: READY=1 once every worker listens,

@@ -1,16 +1,17 @@
 import type { Worker } from 'node:cluster'
-import type { MetricJSON } from '../common/protocol.js'
-import type { StoreSize } from '../shared-state/primary-store.js'
+import { Correlator } from '../../common/correlator.js'
+import { sendToWorker, type MetricJSON, type WorkerMessage } from '../../common/protocol.js'
+import type { StoreSize } from '../../shared-state/primary-store.js'
 import { aggregate, render, type Series } from './aggregate.js'
-import type { MetricsLedger } from './metrics-ledger.js'
-import type { ClusterHandle, ClusterStats } from './types.js'
+import { MetricsLedger } from './metrics-ledger.js'
+import type { ResolvedMonitoringOptions } from '../options.js'
+import { MONITORING_SETTINGS } from '../settings.js'
+import type { ClusterHandle, ClusterStats } from '../types.js'
 
 /** What a scrape needs of the supervisor. */
 export interface Scraped extends ClusterHandle {
   /** The workers that serve now, by slot id. */
   servingWorkers: () => Array<{ id: string, worker: Worker }>
-  /** One worker's metrics (recorded in the ledger as they arrive); rejects when it does not answer within `timeout` ms. */
-  workerMetrics: (worker: Worker, timeout: number) => Promise<MetricJSON[]>
   /** What the primary's shared store holds and may hold. */
   storeSize: () => StoreSize
 }
@@ -27,11 +28,17 @@ export interface Scraped extends ClusterHandle {
  */
 export class Scrapes {
   readonly #failures = new Map<string, number>()
+  readonly #ledger = new MetricsLedger()
+  readonly #requests = new Correlator<MetricJSON[]>()
   readonly #reloads = { ok: 0, failed: 0 }
   /** The workers' part of the text, while a round of asking them runs. */
   #round: Promise<string> | undefined
 
-  constructor (private readonly cluster: Scraped, private readonly ledger: MetricsLedger, private readonly timeout: number) {
+  /** How long each worker has to answer a scrape. */
+  private readonly timeout: number
+
+  constructor (private readonly cluster: Scraped, monitoring: ResolvedMonitoringOptions | false) {
+    this.timeout = monitoring === false ? MONITORING_SETTINGS.scrapeTimeout.default : monitoring.scrapeTimeout
     cluster.on('reload:done', () => { this.#reloads.ok++ })
     cluster.on('reload:failed', () => { this.#reloads.failed++ })
   }
@@ -41,13 +48,26 @@ export class Scrapes {
     return await this.#round + render([...this.#clusterSeries(this.cluster.stats()), ...extra])
   }
 
+  /** A worker's metrics: the answer to a scrape's request, or the last a closing worker sends. */
+  received ({ type, pid, metrics, ...rest }: Extract<WorkerMessage, { type: 'fck:metrics' | 'fck:metrics-final' }>, slot: string): void {
+    this.#ledger.record(pid, slot, metrics)
+    if (type === 'fck:metrics' && 'id' in rest) this.#requests.settle(rest.id, metrics)
+  }
+
+  /** A worker's channel closed: no more of its metrics can come (see metrics-ledger.ts). */
+  gone (worker: Worker): void {
+    this.#requests.cancel(new Error('the worker exited'), worker)
+    if (worker.process.pid !== undefined) this.#ledger.retire(worker.process.pid)
+  }
+
   async #askWorkers (): Promise<string> {
     const workers = this.cluster.servingWorkers()
-    await Promise.all(workers.map(async ({ id, worker }) => await this.cluster.workerMetrics(worker, this.timeout).catch(() => {
+    await Promise.all(workers.map(async ({ id, worker }) => await this.#requests.request((request) => sendToWorker(worker, { type: 'fck:metrics-request', id: request }),
+      this.timeout, () => new Error(`no metrics within ${this.timeout} ms`), worker).catch(() => {
       this.#failures.set(id, (this.#failures.get(id) ?? 0) + 1)
     })))
     const serving = new Set(workers.flatMap(({ worker }) => worker.process.pid ?? []))
-    return aggregate(this.ledger.sources(serving))
+    return aggregate(this.#ledger.sources(serving))
   }
 
   #clusterSeries (stats: ClusterStats): Series[] {

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import type { SendHandle } from 'node:child_process'
-import { listenOrExplain } from '../common/address.js'
-import { sendToWorker } from '../common/protocol.js'
-import type { PrimaryLogger } from './log.js'
-import { portSource, type ResolvedBootOptions } from './options.js'
-import type { Balancing } from './settings.js'
+import { FIRST_FD, passedSockets } from '../../common/activation.js'
+import { listenOrExplain } from '../../common/address.js'
+import { sendToWorker } from '../../common/protocol.js'
+import type { PrimaryLogger } from '../log.js'
+import { portSource, type ResolvedBootOptions } from '../options.js'
+import type { Balancing } from '../settings.js'
 import type { Slot, WorkerEntry } from './slot.js'
 
 export type Mode = 'round-robin' | 'reuseport'
@@ -36,6 +37,19 @@ export function chooseBalancing (
  * The balancing this primary's workers use: says in the log what runs and why not what was asked;
  * for reuseport, checks first that nothing listens on the address.
  */
+/**
+ * The sockets systemd passed (socket activation), taken for the primary: logged, and their
+ * variables removed so workers (which listen through the primary) do not see them, as
+ * sd_listen_fds(3) unsets them too. How many there are.
+ */
+export function takePassedSockets (log: PrimaryLogger): number {
+  const passed = passedSockets(process.env)
+  if (passed === 0) return 0
+  log.info({ fds: passed }, `socket activation: serving the ${passed} socket(s) systemd passed (fd ${FIRST_FD} on); port and host are not used`)
+  for (const name of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES']) Reflect.deleteProperty(process.env, name)
+  return passed
+}
+
 export async function settleBalancing (options: Pick<ResolvedBootOptions, 'balancing' | 'port' | 'host'>, passed: number, log: PrimaryLogger): Promise<Mode> {
   const { balancing, port, host } = options
   const { mode, reason } = chooseBalancing(balancing, { port, host }, passed)

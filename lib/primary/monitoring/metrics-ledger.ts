@@ -1,4 +1,4 @@
-import type { MetricJSON } from '../common/protocol.js'
+import type { MetricJSON } from '../../common/protocol.js'
 import { sampleKey } from './aggregate.js'
 
 // The last metrics each worker reported, and the counters of the workers that are gone.

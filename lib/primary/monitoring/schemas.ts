@@ -1,4 +1,4 @@
-import { EventLoopSchema, MemorySchema, RequestsSchema } from '../common/sample.js'
+import { EventLoopSchema, MemorySchema, RequestsSchema } from '../../common/sample.js'
 
 // Response schemas of the monitoring server: they document the JSON shapes (README, "Monitoring
 // API") and let Fastify serialize them fast. They describe the types in types.ts; the sample's

@@ -1,7 +1,10 @@
 import cluster, { type Worker } from 'node:cluster'
-import { isWorkerMessage, type WorkerMessage } from '../common/protocol.js'
-import type { PrimaryLogger } from './log.js'
-import { oomKillCounter } from './incidents.js'
+import { WORKER_FDS } from '../../common/activation.js'
+import { workerEnv } from '../../common/identity.js'
+import { isWorkerMessage, REPORT_DIR, type WorkerMessage } from '../../common/protocol.js'
+import type { ResolvedBootOptions } from '../options.js'
+import type { PrimaryLogger } from '../log.js'
+import { INSPECTOR_OPTION, oomKillCounter } from './incidents.js'
 import type { Slot, WorkerEntry } from './slot.js'
 
 /** How long an exited worker's last messages are waited for. */
@@ -12,6 +15,23 @@ export interface WorkerHooks {
   onMessage: (entry: WorkerEntry, message: WorkerMessage, handle: unknown) => void
   /** The worker exited, or could not be forked (code and signal null); once per entry. */
   onGone: (entry: WorkerEntry, code: number | null, signal: string | null) => void
+}
+
+/**
+ * Only what a worker needs on top of the primary's environment, which cluster.fork() passes on:
+ * its identity and settings, the balancing mode, the sockets systemd passed, where a fatal-error
+ * report goes, and the inspector flag that lets a hung worker's stack be taken.
+ */
+export function workerEnvironment (
+  slot: Slot, options: ResolvedBootOptions, { restarted, balancing, passed, reports }: { restarted: boolean, balancing: string, passed: number, reports: string | undefined }
+): Record<string, string | undefined> {
+  return {
+    ...workerEnv({}, slot.id, options, restarted),
+    CLUSTER_BALANCING: balancing,
+    [WORKER_FDS]: String(passed),
+    [REPORT_DIR]: reports,
+    ...(options.hangStack ? { NODE_OPTIONS: [process.env.NODE_OPTIONS, INSPECTOR_OPTION].filter(Boolean).join(' ') } : {})
+  }
 }
 
 /**

@@ -1,7 +1,8 @@
-import type { ResolvedBootOptions } from './options.js'
-import type { Slot } from './slot.js'
-import type { StoreSize } from '../shared-state/primary-store.js'
-import type { ClusterHealth, ClusterStats, LastReload, WorkerStats } from './types.js'
+import type { PrimaryLogger } from '../log.js'
+import type { ResolvedBootOptions } from '../options.js'
+import type { Slot } from '../supervision/slot.js'
+import type { StoreSize } from '../../shared-state/primary-store.js'
+import type { ClusterHealth, ClusterStats, LastReload, WorkerStats } from '../types.js'
 
 const MB = 2 ** 20
 
@@ -90,4 +91,13 @@ export function formatReport (stats: ClusterStats): string {
   }
   for (const warning of stats.warnings) lines.push(`  warning: ${warning}`)
   return lines.join('\n')
+}
+
+/** The periodic "Cluster Health Report" line every `interval` ms, and a warning while fewer than half the workers are alive. */
+export function startReports (interval: number, stats: () => ClusterStats, log: PrimaryLogger): NodeJS.Timeout {
+  return setInterval(() => {
+    const now = stats()
+    log.info({ report: now }, formatReport(now))
+    if (fewerThanHalfAlive(now.alive, now.expected)) log.warn(`only ${now.alive} of ${now.expected} workers alive`)
+  }, interval).unref()
 }
