@@ -7,7 +7,7 @@ import type { Frame } from '../types.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 /** Frames kept per stack: enough to see the caller of the caller, short enough for a log line. */
-export const MAX_FRAMES = 10
+const MAX_FRAMES = 10
 
 /**
  * What each worker gets in NODE_OPTIONS so that SIGUSR1 can open its inspector on loopback, on a
