@@ -82,9 +82,13 @@ t.test('a worker that runs its heap out is named a heap out-of-memory', async (t
 t.test('a SIGKILL from outside is said to be one; no inspector port or thread while workers are healthy', async (t) => {
   const cluster = await startCluster(t, { CLUSTER_WORKERS: '1' }, { restartWindow: 0 })
   const victim = await oneWorker(t, cluster.port)
-  // Node names the inspector's I/O thread InspectorIo; it starts only when the inspector opens.
-  const threads = readdirSync(`/proc/${victim.pid}/task`).map((task) => readFileSync(`/proc/${victim.pid}/task/${task}/comm`, 'utf8').trim())
-  t.ok(threads.includes('MainThread') && !threads.includes('InspectorIo'), `no inspector thread (${threads.join(', ')})`)
+  // The same worker without the inspector flag (hangStack off), for its threads.
+  const plain = await startCluster(t, { CLUSTER_WORKERS: '1', CLUSTER_HANG_STACK: 'false' }, { restartWindow: 0 })
+  const control = await oneWorker(t, plain.port)
+  const threads = (pid: number): string[] => readdirSync(`/proc/${pid}/task`).map((task) => readFileSync(`/proc/${pid}/task/${task}/comm`, 'utf8').trim())
+  t.equal(threads(victim.pid).length, threads(control.pid).length, `as many threads as a worker without the flag (${threads(victim.pid).join(', ')})`)
+  // Node 23 and later name their threads: the inspector's I/O thread is InspectorIo, started only when the inspector opens.
+  t.notOk(threads(victim.pid).includes('InspectorIo'), 'no inspector I/O thread')
   const listening = execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' }).split('\n').filter((line) => line.includes(`pid=${victim.pid},`))
   t.same(listening, [], 'the worker listens on no port of its own (round-robin: the primary holds the app\'s)')
   process.kill(victim.pid, 'SIGKILL')
