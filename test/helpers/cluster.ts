@@ -4,13 +4,23 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { startFixture, type Fixture, type SpawnOptions } from './fixture.js'
 
-/** A port that was free a moment ago (the OS picked it). */
+/** Ports this test process has handed out: the OS may pick a port it just freed again. */
+const handedOut = new Set<number>()
+
+/**
+ * A port that was free a moment ago (the OS picked it), and never one handed out before in this
+ * process: two ports asked for one after the other (an app's and its monitoring server's) differ.
+ */
 export async function freePort (): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
+  for (;;) {
+    const server = net.createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as net.AddressInfo
+    await new Promise((resolve) => server.close(resolve))
+    if (handedOut.has(port)) continue
+    handedOut.add(port)
+    return port
+  }
 }
 
 export function isAlive (pid: number): boolean {
