@@ -122,3 +122,24 @@ export const FCK_MISSING_PEER = createError<'FCK_MISSING_PEER', [string, string,
 export function storeUnavailable (store: string, error: Error): Error {
   return (error as { code?: string }).code === 'FCK_STORE_UNAVAILABLE' ? error : new FCK_STORE_UNAVAILABLE(store, error.message)
 }
+
+/** A profile or heap snapshot of a worker the primary has no ready worker for: `(id)`. */
+export const FCK_NO_READY_WORKER = createError<'FCK_NO_READY_WORKER', [string]>(
+  'FCK_NO_READY_WORKER',
+  'no ready worker %s',
+  404
+)
+
+/** A profile or heap snapshot of a worker that is giving one already: `(id)`. */
+export const FCK_DIAGNOSIS_RUNNING = createError<'FCK_DIAGNOSIS_RUNNING', [string]>(
+  'FCK_DIAGNOSIS_RUNNING',
+  'worker %s is already giving a profile or snapshot; one at a time',
+  409
+)
+
+/** A heap snapshot that would not fit: `(id, needed MB, what it would exceed)`. */
+export const FCK_SNAPSHOT_NO_ROOM = createError<'FCK_SNAPSHOT_NO_ROOM', [string, number, string]>(
+  'FCK_SNAPSHOT_NO_ROOM',
+  'a heap snapshot of worker %s needs about %d MB%s',
+  507
+)

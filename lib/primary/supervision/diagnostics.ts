@@ -1,5 +1,6 @@
 import { freemem } from 'node:os'
 import { PassThrough, type Readable } from 'node:stream'
+import { FCK_DIAGNOSIS_RUNNING, FCK_NO_READY_WORKER, FCK_SNAPSHOT_NO_ROOM } from '../../common/errors.js'
 import { sendToWorker, type WorkerMessage } from '../../common/protocol.js'
 import type { WorkerEntry } from './slot.js'
 
@@ -10,11 +11,6 @@ export const MAX_PROFILE_SECONDS = 300
 
 /** Time a worker has to answer beyond the profile's own seconds (a heap snapshot of a big heap takes a while). */
 const ANSWER_MARGIN = 120_000
-
-/** An error the monitoring server answers with its status code. */
-function refused (statusCode: number, message: string): Error {
-  return Object.assign(new Error(message), { statusCode })
-}
 
 interface Running { entry: WorkerEntry, stream: PassThrough, bytes: number, limit: number, timer: NodeJS.Timeout }
 
@@ -32,17 +28,17 @@ export class Diagnostics {
 
   /** The stream of the profile or snapshot of `entry` (slot `id`); throws with a status code when it cannot be had. */
   take (entry: WorkerEntry | undefined, id: string, what: 'profile' | 'heap', seconds: number): Readable {
-    if (entry?.readyAt === undefined) throw refused(404, `no ready worker ${id}`)
+    if (entry?.readyAt === undefined) throw new FCK_NO_READY_WORKER(id)
     const name = what === 'profile' ? 'CPU profile' : 'heap snapshot'
-    if ([...this.#running.values()].some((running) => running.entry === entry)) throw refused(409, `worker ${id} is already giving a profile or snapshot; one at a time`)
+    if ([...this.#running.values()].some((running) => running.entry === entry)) throw new FCK_DIAGNOSIS_RUNNING(id)
     const heap = entry.sample?.heapUsed ?? 0
     // Writing a snapshot takes native memory of about the heap's size again, and the IPC queue holds what is not sent yet.
     const needed = 2 * heap
     if (what === 'heap' && this.maxMemory !== undefined && (entry.sample?.rss ?? 0) + needed > this.maxMemory) {
-      throw refused(507, `a heap snapshot of worker ${id} needs about ${Math.round(needed / MB)} MB more, which would take it past maxMemory (${Math.round(this.maxMemory / MB)} MB)`)
+      throw new FCK_SNAPSHOT_NO_ROOM(id, Math.round(needed / MB), ` more, which would take it past maxMemory (${Math.round(this.maxMemory / MB)} MB)`)
     }
     if (what === 'heap' && needed > freemem()) {
-      throw refused(507, `a heap snapshot of worker ${id} needs about ${Math.round(needed / MB)} MB; the machine has ${Math.round(freemem() / MB)} MB free`)
+      throw new FCK_SNAPSHOT_NO_ROOM(id, Math.round(needed / MB), `; the machine has ${Math.round(freemem() / MB)} MB free`)
     }
     const request = ++this.#sequence
     const stream = new PassThrough()
