@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { setTimeout } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import ts from 'typescript'
 import type { Incident } from '../dist/index.js'
@@ -61,10 +62,13 @@ t.test('an uncaught exception and an unhandled rejection: the exit carries the m
 
 t.test('a worker the kernel\'s OOM killer ends is named so (a memory cgroup, as a container has)', async (t) => {
   const cgroup = memoryCgroup(t, 400 * 2 ** 20)
-  const cluster = await startCluster(t, { CLUSTER_WORKERS: '1' }, { restartWindow: 0 }, { prefix: cgroup.prefix })
+  const cluster = await startCluster(t, { CLUSTER_WORKERS: '1' }, { restartWindow: 0, plugin: { heartbeatInterval: 100 } }, { prefix: cgroup.prefix })
   const victim = await oneWorker(t, cluster.port)
-  // Buffers, outside V8's heap: the cgroup's limit is reached before any heap limit.
+  // Buffers, outside V8's heap: the cgroup's limit is reached before any heap limit. Growing in
+  // steps with heartbeats between them gives the primary the resident size it reports; all at once,
+  // the worker was killed before its first heartbeat on a fast run.
   for (let i = 0; i < 40; i++) {
+    await setTimeout(300)
     if (await get(cluster.port, '/grow?mb=25', victim.agent).then(() => false, () => true)) break
   }
   const exit = await cluster.waitForEvent((event) => event.event === 'worker:exit' && event.pid === victim.pid)
