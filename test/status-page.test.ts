@@ -1,26 +1,20 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs'
+import { mkdirSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chromium, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import http from 'node:http'
 import t from 'tap'
+import { launchChromium } from './helpers/browser.js'
 import { startCluster } from './helpers/cluster.js'
 import { get } from './helpers/http.js'
-
-// Debian's chromium, driven by playwright-core (.ci/run installs both). The flags keep a root,
-// headless chromium on a machine without a network from reaching out (see the machine's notes).
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
 
 async function cell (page: Page, slot: string, name: string): Promise<string> {
   return (await page.locator(`tr[data-slot="${slot}"] td.${name}`).textContent()) ?? ''
 }
 
 t.test('the status page shows both workers live: a kill -9 and a rolling reload appear without reloading the page', async (t) => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no chromium at ${CHROMIUM}; .ci/run installs the Debian package chromium`)
   const cluster = await startCluster(t, {}, { monitoring: { token: 'page-token', sampleInterval: 200 } })
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS })
-  t.teardown(async () => await browser.close())
+  const browser = await launchChromium(t)
   const page = await browser.newPage()
   const errors: string[] = []
   page.on('pageerror', (error) => errors.push(error.message))
@@ -95,8 +89,7 @@ t.test('the status page shows both workers live: a kill -9 and a rolling reload 
 t.test('opened after a reload, the page shows it at once: its first render is the server\'s state', async (t) => {
   const cluster = await startCluster(t)
   const reload = await cluster.call('reload')
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS })
-  t.teardown(async () => await browser.close())
+  const browser = await launchChromium(t)
   const page = await browser.newPage()
   await page.goto(`http://127.0.0.1:${cluster.monitoringPort}/`)
   await page.locator('tr[data-slot="1"] td.state.ready').waitFor()
@@ -106,8 +99,7 @@ t.test('opened after a reload, the page shows it at once: its first render is th
 
 t.test('a hung worker\'s incident on the status page: the reason and the frames where its main thread was', async (t) => {
   const cluster = await startCluster(t, {}, { heartbeatTimeout: 1000, restartWindow: 0 })
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS })
-  t.teardown(async () => await browser.close())
+  const browser = await launchChromium(t)
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } })
   await page.goto(`http://127.0.0.1:${cluster.monitoringPort}/`)
   await page.locator('tr[data-slot="1"] td.state.ready').waitFor()

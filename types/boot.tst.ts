@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { expect, test } from 'tstyche'
-import { bootCluster, isClusterHandle, type ClusterHandle, type ClusterHealth, type ClusterStats, type ReloadResult } from 'fastify-cluster-kit'
+import { bootCluster, isClusterHandle, type CanaryVerdict, type ClusterHandle, type ClusterHealth, type ClusterStats, type ReloadResult, type RolloutProgress } from 'fastify-cluster-kit'
 
 test('bootCluster resolves to a handle in the primary or the app in a worker', async () => {
   const result = await bootCluster(() => Fastify(), { workers: 2, maxMemory: '512M' })
@@ -44,4 +44,17 @@ test('monitoring options', () => {
   expect(bootCluster(() => Fastify(), { monitoring: { tokn: 'x' } })).type.toRaiseError()
   expect(bootCluster(() => Fastify(), { onPrimary: async () => {} })).type.not.toRaiseError()
   expect(bootCluster(() => Fastify(), { onPrimary: 'setup' })).type.toRaiseError()
+})
+
+test('canary rollouts: typed options, the verdict on a reload\'s result, the phases as events', () => {
+  expect(bootCluster(() => Fastify(), { canary: { enabled: true, workers: 1, bake: 30_000, minRequests: 100, ratio: 2, latencyFloor: 50 } })).type.not.toRaiseError()
+  expect(bootCluster(() => Fastify(), { canary: { bake: '30s' } })).type.toRaiseError()
+  expect(bootCluster(() => Fastify(), { canary: { bakeTime: 30_000 } })).type.toRaiseError()
+  expect<ReloadResult['canary']>().type.toBe<CanaryVerdict | undefined>()
+  expect<CanaryVerdict['canary']['errorShare']>().type.toBe<number>()
+  expect<ClusterStats['rollout']>().type.toBe<RolloutProgress | null>()
+  const handle = {} as ClusterHandle
+  handle.on('reload:phase', (progress) => {
+    expect(progress.phase).type.toBe<'surge' | 'bake' | 'judge' | 'roll' | 'abort'>()
+  })
 })

@@ -49,7 +49,7 @@ test('addCheck wants a name and a function', () => {
 
 test('a heartbeat sample has the documented shape', () => {
   expect<WorkerSample['eventLoop']>().type.toBe<{ p50: number, p99: number, max: number, utilization: number }>()
-  expect<WorkerSample['requests']>().type.toBe<{ total: number, inFlight: number, latencyP99: number }>()
+  expect<WorkerSample['requests']>().type.toBe<{ total: number, inFlight: number, latencyP99: number, errors: number }>()
 })
 
 test('metrics: a prom-client registry on the decorator, typed options, a route can opt out', () => {

@@ -5,7 +5,7 @@ import { formatAddress } from '../common/address.js'
 import { port, read } from '../common/config.js'
 import { MONITORING_SETTINGS } from '../primary/settings.js'
 import { frameText } from '../primary/supervision/stack-capture.js'
-import type { ClusterHealth, ClusterStats, Incident, ReloadResult, WorkerStats } from '../primary/types.js'
+import type { ClusterHealth, ClusterStats, Incident, ReloadResult, RolloutProgress, WorkerStats } from '../primary/types.js'
 
 const USAGE = `Usage: fastify-cluster <command> [--host H] [--port P] [--token T]
 
@@ -100,11 +100,12 @@ function resolveTarget (flags: { host?: string, port?: string, token?: string },
 }
 
 /** A request to the monitoring server whose status is one of `accept`; one line (CliError) otherwise. */
-async function open (target: Target, method: string, path: string, accept = [200]): Promise<Response> {
+async function open (target: Target, method: string, path: string, accept = [200], signal?: AbortSignal): Promise<Response> {
   let response: Response
   try {
     response = await fetch(target.base + path, {
       method,
+      signal,
       headers: target.token === undefined ? {} : { authorization: `Bearer ${target.token}` }
     })
   } catch (error) {
@@ -194,14 +195,35 @@ async function * serverSentEvents (response: Response): AsyncGenerator<{ event: 
 }
 
 async function restart (target: Target): Promise<number> {
+  // A canary rollout's phases as they happen: the stream is open before the reload starts, so none is missed.
+  const stream = new AbortController()
+  const events = await open(target, 'GET', '/cluster/events', [200], stream.signal)
+  const printing = printPhases(events)
   console.log('rolling reload: started; waiting for every worker to be replaced...')
-  const result = await call<ReloadResult>(target, 'POST', '/cluster/restart?wait=true', [200, 500])
+  let result: ReloadResult
+  try {
+    result = await call<ReloadResult>(target, 'POST', '/cluster/restart?wait=true', [200, 500])
+  } finally {
+    stream.abort()
+    await printing
+  }
   if (!result.ok) {
     console.log(`rolling reload FAILED after ${result.durationMs} ms: ${result.reason}`)
     return 1
   }
   console.log(`rolling reload done in ${result.durationMs} ms: ${result.workers.map((worker) => `worker ${worker.id} pid ${worker.pid}`).join(', ')}`)
   return 0
+}
+
+/** Prints each `reload:phase` event of the stream, one line each, until the stream is cut. */
+async function printPhases (events: Response): Promise<void> {
+  try {
+    for await (const { event, data } of serverSentEvents(events)) {
+      if (event !== 'reload:phase') continue
+      const { phase, message } = JSON.parse(data) as RolloutProgress
+      console.log(`${phase}: ${message}`)
+    }
+  } catch {} // cut by the abort once the reload's result is in
 }
 
 const MB = 2 ** 20

@@ -139,6 +139,15 @@ export const fraction: Kind<number> = {
   }
 }
 
+/** How many times another value, at least 1 (the canary's verdict ratio). */
+export const ratio: Kind<number> = {
+  expected: 'a number from 1 to 1000 (e.g. 2)',
+  parse: (raw) => {
+    const n = toNumber(raw)
+    return n >= 1 && n <= 1000 ? n : undefined
+  }
+}
+
 /** A non-empty string, or `false` to turn the thing off. */
 export const nameOrOff: Kind<string | false> = {
   expected: 'a non-empty string or false',

@@ -72,6 +72,8 @@ export type PrimaryMessage =
   /** reuseport balancing: sent with the socket of `slot`, whose worker died, to accept on until `fck:release`. */
   | { type: 'fck:adopt', slot: string }
   | { type: 'fck:release', slot: string }
+  /** During a canary's bake: answer one response in `every` with `Connection: close` (0: stop), so held connections are dealt again. */
+  | { type: 'fck:spread', every: number }
   /** `text` is undefined when the scrape failed. */
   | { type: 'fck:scrape-result', id: number, text: string | undefined }
   /** The answers, in the requests' order (a Tally for incr, `{ current, ttl }` for read, the session's JSON or null for get). */
@@ -90,7 +92,7 @@ function hasType (message: unknown): message is { type: unknown } {
 }
 
 export function isPrimaryMessage (message: unknown): message is PrimaryMessage {
-  return hasType(message) && ['fck:shutdown', 'fck:metrics-request', 'fck:listener', 'fck:adopt', 'fck:release', 'fck:scrape-result', 'fck:state-result', 'fck:diagnose'].includes(message.type as string)
+  return hasType(message) && ['fck:shutdown', 'fck:metrics-request', 'fck:listener', 'fck:adopt', 'fck:release', 'fck:spread', 'fck:scrape-result', 'fck:state-result', 'fck:diagnose'].includes(message.type as string)
 }
 
 export function isWorkerMessage (message: unknown): message is WorkerMessage {

@@ -20,10 +20,10 @@ export const MemorySchema = { type: 'object', properties: { rss: number, heapUse
 export const EventLoopSchema = { type: 'object', properties: { p50: number, p99: number, max: number, utilization: number } } as const
 
 /**
- * Requests since start, those in flight at the end of the window, and the window's p99 latency
- * in ms from the request histogram (0 with no request, or with metrics off).
+ * Requests since start, those in flight at the end of the window, the window's p99 latency in ms
+ * and the 5xx responses since start, both from the request histogram (0 with metrics off).
  */
-export const RequestsSchema = { type: 'object', properties: { total: integer, inFlight: integer, latencyP99: number } } as const
+export const RequestsSchema = { type: 'object', properties: { total: integer, inFlight: integer, latencyP99: number, errors: integer } } as const
 
 /** What a worker measured over one heartbeat window; `cpu`: microseconds and percent of one core. */
 export const WorkerSampleSchema = {

@@ -1,9 +1,10 @@
-import { checkObject, read, rejectUnknown, type Env } from '../common/config.js'
+import { checkObject, integer, read, rejectUnknown, type Env } from '../common/config.js'
 import { FCK_MONITORING_UNPROTECTED } from '../common/errors.js'
 import type { PrimaryStoreLimits } from '../shared-state/primary-store.js'
-import { MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS, SICK_SETTINGS } from './settings.js'
+import { CANARY_SETTINGS, SICK_SETTINGS } from './policy-settings.js'
+import { MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS } from './settings.js'
 
-// bootCluster's option groups (`monitoring`, `primaryStore`, `sick`): each an object of settings
+// bootCluster's option groups (`monitoring`, `primaryStore`, `sick`, `canary`): each an object of settings
 // read like the top-level ones (option, else variable, else default), and checked for unknown keys.
 
 export interface SickOptions {
@@ -17,6 +18,17 @@ export interface SickOptions {
 
 export interface ResolvedSick extends SickOptions {
   heapUsed: number | undefined
+}
+
+export interface CanaryOptions {
+  enabled: boolean
+  workers: number
+  bake: number
+  minRequests: number
+  ratio: number
+  errorFloor: number
+  latencyFloor: number
+  loopFloor: number
 }
 
 export interface MonitoringOptions {
@@ -84,6 +96,24 @@ export function resolveSick (given: Partial<SickOptions> = {}, env: Env): Resolv
     profileDir: read(setting.profileDir, given.profileDir, env)
   }
   return sick.loopDelay === undefined && sick.utilization === undefined && sick.heapUsed === undefined ? undefined : sick
+}
+
+/** The canary settings when `enabled`, otherwise undefined; `workers` is the cluster's worker count, the most canaries it may have. */
+export function resolveCanary (given: Partial<CanaryOptions> = {}, env: Env, workers: number): CanaryOptions | undefined {
+  checkObject('canary', given)
+  rejectUnknown(given, Object.keys(CANARY_SETTINGS), 'canary.')
+  const setting = CANARY_SETTINGS
+  const canary = {
+    enabled: read(setting.enabled, given.enabled, env),
+    workers: read(setting.workers, given.workers, env, integer(1, workers, `a whole number >= 1 and <= workers (${workers})`)),
+    bake: read(setting.bake, given.bake, env),
+    minRequests: read(setting.minRequests, given.minRequests, env),
+    ratio: read(setting.ratio, given.ratio, env),
+    errorFloor: read(setting.errorFloor, given.errorFloor, env),
+    latencyFloor: read(setting.latencyFloor, given.latencyFloor, env),
+    loopFloor: read(setting.loopFloor, given.loopFloor, env)
+  }
+  return canary.enabled ? canary : undefined
 }
 
 export function resolveMonitoring (options: MonitoringOptions | false = {}, env: Env): ResolvedMonitoringOptions | false {

@@ -4,10 +4,11 @@ import { FCK_INVALID_OPTION } from '../common/errors.js'
 import type { ClusterPluginOptions } from '../worker/options.js'
 import type { PrimaryStoreLimits } from '../shared-state/primary-store.js'
 import type { LevelName } from './log.js'
-import { BOOT_SETTINGS, LIMITS, MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS, SICK_SETTINGS, type Balancing } from './settings.js'
-import { isLoopback, resolveMonitoring, resolvePrimaryStore, resolveSick, type MonitoringOptions, type ResolvedMonitoringOptions, type ResolvedSick, type SickOptions } from './option-groups.js'
+import { CANARY_SETTINGS, SICK_SETTINGS } from './policy-settings.js'
+import { BOOT_SETTINGS, LIMITS, MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS, type Balancing } from './settings.js'
+import { isLoopback, resolveCanary, resolveMonitoring, resolvePrimaryStore, resolveSick, type CanaryOptions, type MonitoringOptions, type ResolvedMonitoringOptions, type ResolvedSick, type SickOptions } from './option-groups.js'
 
-export { isLoopback, type MonitoringOptions, type ResolvedMonitoringOptions, type ResolvedSick, type SickOptions }
+export { isLoopback, type CanaryOptions, type MonitoringOptions, type ResolvedMonitoringOptions, type ResolvedSick, type SickOptions }
 
 /** Options of `bootCluster()`. Options win over environment variables, which win over defaults. */
 export interface BootClusterOptions {
@@ -146,6 +147,18 @@ export interface BootClusterOptions {
    * @default off (no limit set)
    */
   sick?: Partial<SickOptions>
+  /**
+   * Canary rollouts: with `enabled`, a reload first starts `workers` workers of the new release
+   * beside all the old ones and bakes them for `bake` ms (every worker answers one response in 10
+   * with `Connection: close` meanwhile, so held connections reach the canaries). They fail on a
+   * crash, a failed start, or a 5xx share, request p99 or event-loop p99 above `ratio` times the
+   * old workers' and above its floor; with fewer than `minRequests` requests the bake is extended
+   * once, then the reload is aborted. Failed: the canaries are retired and the old workers keep
+   * serving (health says the release on disk failed). Passed: the canaries take their slots and
+   * the other old workers are replaced one by one. Environment: `CLUSTER_CANARY=true`, `CLUSTER_CANARY_*`.
+   * @default { enabled: false, workers: 1, bake: 30000, minRequests: 100, ratio: 2, errorFloor: 0.01, latencyFloor: 50, loopFloor: 20 }
+   */
+  canary?: Partial<CanaryOptions>
 }
 
 export interface ResolvedBootOptions {
@@ -172,12 +185,14 @@ export interface ResolvedBootOptions {
   primaryStore: PrimaryStoreLimits
   /** Undefined when no limit is set (the policy is off). */
   sick: ResolvedSick | undefined
+  /** Undefined when canary rollouts are off. */
+  canary: CanaryOptions | undefined
   /** Variables the options override with another value, one line each (see overriddenVariables). */
   warnings: string[]
 }
 
 /** The options that are objects or functions, not single settings. */
-const KNOWN = [...Object.keys(BOOT_SETTINGS).filter((key) => key !== 'logLevel'), 'monitoring', 'onPrimary', 'plugin', 'primaryStore', 'sick']
+const KNOWN = [...Object.keys(BOOT_SETTINGS).filter((key) => key !== 'logLevel'), 'monitoring', 'onPrimary', 'plugin', 'primaryStore', 'sick', 'canary']
 
 /** Where the app's port came from, for an error that it is in use. */
 export function portSource (env: Env = process.env): string {
@@ -211,9 +226,10 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env, mayFo
   const setting = BOOT_SETTINGS
   const enabled = read(setting.enabled, options.enabled, env)
   const primary = enabled && mayFork
+  const workers = readWorkers(options, env)
   return {
     enabled,
-    workers: readWorkers(options, env),
+    workers,
     port: read(setting.port, options.port, env),
     host: read(setting.host, options.host, env),
     maxRestarts: read(setting.maxRestarts, options.maxRestarts, env),
@@ -234,12 +250,14 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env, mayFo
     plugin: options.plugin ?? {},
     primaryStore: resolvePrimaryStore(options.primaryStore, env),
     sick: resolveSick(options.sick, env),
+    canary: resolveCanary(options.canary, env, workers),
     // Said by the process that owns the settings, once: not again by each worker.
     warnings: mayFork
       ? [
           ...overriddenVariables(setting, options, env),
           ...overriddenVariables(PRIMARY_STORE_SETTINGS, options.primaryStore, env),
           ...overriddenVariables(SICK_SETTINGS, options.sick, env),
+          ...overriddenVariables(CANARY_SETTINGS, options.canary, env),
           ...(primary && typeof options.monitoring === 'object' ? overriddenVariables(MONITORING_SETTINGS, options.monitoring, env) : [])
         ]
       : []

@@ -1,6 +1,5 @@
 import os from 'node:os'
-import { join } from 'node:path'
-import { boolean, bytes, fraction, GRACEFUL_TIMEOUT, integer, ms, oneOf, port, text, type Kind, type Setting } from '../common/config.js'
+import { boolean, bytes, GRACEFUL_TIMEOUT, integer, ms, oneOf, port, text, type Setting } from '../common/config.js'
 import { SESSIONS_PER_CLIENT } from '../shared-state/options.js'
 import { LEVEL_NAMES, type LevelName } from './log.js'
 
@@ -228,63 +227,4 @@ export const PRIMARY_STORE_SETTINGS = {
     shown: '100000',
     doc: 'rate-limit counters the primary keeps'
   } satisfies Setting<number>
-}
-
-/** A limit that is off unless set. */
-const off = <T>(kind: Kind<T>): Kind<T | undefined> => kind
-
-/**
- * The sick-worker policy (`sick.*`): off until one of the three limits is set. A ready worker
- * over a limit for `heartbeats` heartbeats in a row is replaced like a memory recycle (the new
- * one first), after a CPU profile of its last seconds is kept with the incident.
- */
-export const SICK_SETTINGS = {
-  loopDelay: {
-    option: 'sick.loopDelay',
-    env: 'CLUSTER_SICK_LOOP_DELAY',
-    kind: off(ms(1)),
-    default: undefined,
-    shown: 'off',
-    doc: 'a worker whose event-loop delay p99 stays above this many ms is sick'
-  } satisfies Setting<number | undefined>,
-  utilization: {
-    option: 'sick.utilization',
-    env: 'CLUSTER_SICK_UTILIZATION',
-    kind: off(fraction),
-    default: undefined,
-    shown: 'off',
-    doc: 'a worker whose event-loop utilisation stays above this share is sick'
-  } satisfies Setting<number | undefined>,
-  heapUsed: {
-    option: 'sick.heapUsed',
-    env: 'CLUSTER_SICK_HEAP',
-    kind: bytes(2 ** 20),
-    default: undefined,
-    shown: 'off',
-    doc: 'a worker whose V8 heap in use stays above this is sick'
-  } satisfies Setting<number | undefined>,
-  heartbeats: {
-    option: 'sick.heartbeats',
-    env: 'CLUSTER_SICK_HEARTBEATS',
-    kind: integer(1, 1000),
-    default: 5,
-    shown: '5',
-    doc: 'heartbeats in a row over a limit before a worker is replaced'
-  } satisfies Setting<number>,
-  profileSeconds: {
-    option: 'sick.profileSeconds',
-    env: 'CLUSTER_SICK_PROFILE_SECONDS',
-    kind: integer(0, 60),
-    default: 2,
-    shown: '2',
-    doc: 'seconds of CPU profile taken of a sick worker before it is replaced (0: none)'
-  } satisfies Setting<number>,
-  profileDir: {
-    option: 'sick.profileDir',
-    env: 'CLUSTER_SICK_PROFILE_DIR',
-    kind: text('a directory path'),
-    default: join(os.tmpdir(), 'fastify-cluster-kit-profiles'),
-    shown: '<tmpdir>/fastify-cluster-kit-profiles',
-    doc: 'where those profiles are kept (the newest 10)'
-  } satisfies Setting<string>
 }

@@ -37,6 +37,8 @@ export interface ClusterStats {
   warnings: string[]
   /** How the last rolling reload ended (`at`: ISO time), null before the first. */
   lastReload: LastReload | null
+  /** Where the reload that runs is (a canary's bake, its verdict, the roll), null when none runs. */
+  rollout: RolloutProgress | null
   /** The primary's shared store (sessions and rate-limit counters of the `primary` backend). */
   store: StoreStats
 }
@@ -56,7 +58,10 @@ export interface StoreStats {
 export type LastReload = { at: string } & ({ ok: true, durationMs: number } | { ok: false, durationMs: number, reason: string })
 
 export interface ClusterHealth {
-  /** `degraded` when fewer than half the expected workers are alive, a slot gave up, or a slot's memory recycling stopped. */
+  /**
+   * `degraded` when fewer than half the expected workers are alive, a slot gave up, a slot's
+   * memory recycling or sick-worker replacement stopped, or the release on disk failed its canary.
+   */
   status: 'ok' | 'degraded'
   healthy: boolean
   alive: number
@@ -64,9 +69,45 @@ export interface ClusterHealth {
   warnings: string[]
 }
 
+/** `canary`: the verdict on the canaries when canary rollouts are on (see CanaryVerdict). */
 export type ReloadResult =
-  | { ok: true, durationMs: number, workers: Array<{ id: string, pid: number }> }
-  | { ok: false, durationMs: number, reason: string }
+  | { ok: true, durationMs: number, workers: Array<{ id: string, pid: number }>, canary?: CanaryVerdict }
+  | { ok: false, durationMs: number, reason: string, canary?: CanaryVerdict }
+
+/** What one side (the canaries, or the old workers) did over a canary's bake. */
+export interface BakeSide {
+  requests: number
+  /** 5xx responses over requests, 0 to 1. */
+  errorShare: number
+  /** Request p99 in ms: the p99s of the heartbeat windows, weighted by their requests. */
+  latencyP99: number
+  /** Event-loop delay p99 in ms: the mean of the heartbeat windows'. */
+  loopP99: number
+}
+
+/** How the canaries were judged, in words (`reason`) and numbers. */
+export interface CanaryVerdict {
+  passed: boolean
+  reason: string
+  bakeMs: number
+  canary: BakeSide
+  old: BakeSide
+}
+
+/**
+ * A canary rollout's phases: `surge` (the canaries start beside the old workers), `bake` (they
+ * serve), `judge`, then `roll` (the old workers are replaced one by one) or `abort` (the canaries
+ * are retired; the old workers keep serving).
+ */
+export type RolloutPhase = 'surge' | 'bake' | 'judge' | 'roll' | 'abort'
+
+export interface RolloutProgress {
+  phase: RolloutPhase
+  /** When the phase began (ISO time). */
+  since: string
+  /** In words, with its numbers: `baking 1 canary for 30 s: 140 of 100 requests, 12 s in`. */
+  message: string
+}
 
 export interface WorkerEvent {
   id: string
@@ -109,6 +150,8 @@ export interface ClusterEvents {
   'reload:start': [{ slots: number }]
   'reload:done': [Extract<ReloadResult, { ok: true }>]
   'reload:failed': [Extract<ReloadResult, { ok: false }>]
+  /** A canary rollout entered a phase (and, during the bake, its progress every few seconds). */
+  'reload:phase': [RolloutProgress]
   unhealthy: [ClusterHealth]
   healthy: [ClusterHealth]
 }

@@ -141,7 +141,7 @@ export function registerHealthRoutes (fastify: FastifyInstance, deps: HealthDeps
         memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal, external: memory.external },
         cpu: { percent: sample.cpu.percent },
         eventLoop: sample.eventLoop,
-        requests: { total: counters.total, inFlight: counters.inFlight, latencyP99: sample.requests.latencyP99 },
+        requests: { total: counters.total, inFlight: counters.inFlight, latencyP99: sample.requests.latencyP99, errors: sample.requests.errors },
         checks: verdict.checks
       })
     })

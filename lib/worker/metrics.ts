@@ -6,6 +6,7 @@ import type { Identity } from '../common/identity.js'
 import type { ResolvedMetricsOptions } from './options.js'
 import { sendToPrimary, type MetricJSON } from '../common/protocol.js'
 import type { WorkerChannel } from './channel.js'
+import type { HistogramWindow } from './sampler.js'
 import { kArrivedAt, kRoute, type TappedResponse } from './response-head.js'
 
 /** The `route` label of requests no route matched: one label, whatever the URL. */
@@ -86,9 +87,9 @@ export class WorkerMetrics {
     return (found?.store as { series: RouteDurations | false } | undefined)?.series ?? this.#duration.forRoute(NOT_FOUND_ROUTE)
   }
 
-  /** p99 in ms of the requests observed since the last call (the heartbeat window); 0 with none. */
-  windowLatencyP99 (): number {
-    return this.#duration.windowQuantile(0.99) * 1000
+  /** p99 in ms of the requests observed since the last call (the heartbeat window; 0 with none), and the 5xx answered since start. */
+  window (): HistogramWindow {
+    return { latencyP99: this.#duration.windowQuantile(0.99) * 1000, errors: this.#duration.errors() }
   }
 
   countStoreError (store: string): void {
@@ -167,6 +168,13 @@ export class RequestDurations {
       below += inBucket
     }
     return this.bounds[this.bounds.length - 1] as number
+  }
+
+  /** Responses with a 5xx status since start (or the last reset). */
+  errors (): number {
+    let errors = 0
+    for (const { labels, count } of this.#allSeries()) if (labels.status_code >= 500) errors += count
+    return errors
   }
 
   forRoute (route: string): RouteDurations {

@@ -86,7 +86,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
     onHead: metrics === undefined ? undefined : (response, statusCode) => metrics.observe(response, statusCode)
   })
   watchRoutes(fastify, metrics, tap, headers)
-  const sampler = new Sampler(traffic, metrics === undefined ? undefined : () => metrics.windowLatencyP99())
+  const sampler = new Sampler(traffic, metrics === undefined ? undefined : () => metrics.window())
 
   const backend = chooseBackend(options.shared, identity)
   fastify.decorate('cluster', {
@@ -136,6 +136,7 @@ const clusterPluginAsync: FastifyPluginAsync<ClusterPluginOptions> = async (fast
       metrics?.listen(channel)
       channel.on('fck:adopt', ({ slot }, handle) => adopted.adopt(slot, handle))
       channel.on('fck:release', ({ slot }) => adopted.release(slot))
+      channel.on('fck:spread', ({ every }) => traffic.spread(every))
       answerDiagnoses(channel)
       sendToPrimary({ type: 'fck:ready', workerId: identity.workerId, pid: process.pid, address: describeAddress(fastify.server.address()) })
     } else if (identity.manager === 'pm2' && process.send !== undefined) {

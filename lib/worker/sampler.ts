@@ -9,6 +9,11 @@ export interface RequestCounters {
   inFlight: number
 }
 
+/** What the request histogram says at a window's end: its p99 in ms, and 5xx responses since start. */
+export interface HistogramWindow { latencyP99: number, errors: number }
+
+const NO_HISTOGRAM: HistogramWindow = { latencyP99: 0, errors: 0 }
+
 /**
  * Measures one worker in windows of `interval` ms: CPU, event-loop delay and utilization, memory
  * and request counters. `onWindow` receives each closed window (the heartbeat). The timer is
@@ -22,12 +27,12 @@ export class Sampler {
   #timer: NodeJS.Timeout | undefined
   #last: WorkerSample | undefined
 
-  constructor (private readonly counters: RequestCounters, private readonly latencyP99: () => number = () => 0) {}
+  constructor (private readonly counters: RequestCounters, private readonly histogram: () => HistogramWindow = () => NO_HISTOGRAM) {}
 
   start (interval: number, onWindow: (sample: WorkerSample) => void): void {
     this.#delay.enable()
     this.#timer = setInterval(() => {
-      this.#last = this.#measure(this.latencyP99())
+      this.#last = this.#measure(this.histogram())
       this.#reset()
       onWindow(this.#last)
     }, interval).unref()
@@ -40,11 +45,11 @@ export class Sampler {
 
   /** The last closed window, or the open one before the first window closes. */
   latest (): WorkerSample {
-    return this.#last ?? this.#measure(0)
+    return this.#last ?? this.#measure(NO_HISTOGRAM)
   }
 
-  /** `latencyP99` is read by the window's timer only: reading it starts the next window's count. */
-  #measure (latencyP99: number): WorkerSample {
+  /** The histogram is read by the window's timer only: reading it starts the next window's count. */
+  #measure ({ latencyP99, errors }: HistogramWindow): WorkerSample {
     const elapsedMs = performance.now() - this.#windowStart
     const cpu = process.cpuUsage(this.#cpu)
     const memory = process.memoryUsage()
@@ -65,7 +70,7 @@ export class Sampler {
         max: hasDelay ? delayMs(delay.max) : 0,
         utilization: round(performance.eventLoopUtilization(this.#elu).utilization, 4)
       },
-      requests: { total: this.counters.total, inFlight: this.counters.inFlight, latencyP99: round(latencyP99) }
+      requests: { total: this.counters.total, inFlight: this.counters.inFlight, latencyP99: round(latencyP99), errors }
     }
   }
 

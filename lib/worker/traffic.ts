@@ -19,10 +19,14 @@ const SWEEP_INTERVAL = 100
  * A drain answers every response with `Connection: close` (see `onRequest`), so a busy keep-alive
  * client closes its socket after the response it is waiting for; an idle socket is closed only
  * once it has stayed idle for `idleGrace`: closing it at once, as `server.close()` does, resets a
- * client that is sending its next request at that moment.
+ * client that is sending its next request at that moment. During a canary's bake one response in
+ * a few does the same (`spread`), so connections clients hold open are dealt again, the canary
+ * included.
  */
 export class Traffic implements RequestCounters {
   total = 0
+  /** One response in this many carries `Connection: close`: 1 while draining, 0 for none. One field, so the hot path reads one. */
+  #closeEvery = 0
   #sockets = new Set<TrackedSocket>()
   #draining = false
   #sweeper: NodeJS.Timeout | undefined
@@ -46,7 +50,12 @@ export class Traffic implements RequestCounters {
    */
   onRequest (response: ServerResponse): void {
     this.total++
-    if (this.#draining) response.setHeader('connection', 'close')
+    if (this.#closeEvery !== 0 && this.total % this.#closeEvery === 0) response.setHeader('connection', 'close')
+  }
+
+  /** Closes the connection of one response in `every` (0: none); a drain closes every one whatever this says. */
+  spread (every: number): void {
+    if (!this.#draining) this.#closeEvery = every
   }
 
   #onConnection = (socket: TrackedSocket): void => {
@@ -67,6 +76,7 @@ export class Traffic implements RequestCounters {
   startDrain (): void {
     if (this.#draining) return
     this.#draining = true
+    this.#closeEvery = 1
     const now = Date.now()
     for (const socket of this.#sockets) socket[kLastActive] = now
     for (const response of this.#pending()) {

@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import t from 'tap'
 import type { Setting } from '../../lib/common/config.js'
-import { BOOT_SETTINGS, MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS, SICK_SETTINGS } from '../../lib/primary/settings.js'
+import { CANARY_SETTINGS, SICK_SETTINGS } from '../../lib/primary/policy-settings.js'
+import { BOOT_SETTINGS, MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS } from '../../lib/primary/settings.js'
 import { METRICS_SETTINGS, PLUGIN_SETTINGS } from '../../lib/worker/options.js'
 import { SHARED_SETTINGS } from '../../lib/shared-state/options.js'
 
@@ -27,7 +28,7 @@ function generate (): string {
     START,
     '#### `bootCluster(factory, options)`',
     '',
-    table([...Object.values(BOOT_SETTINGS), ...Object.values(MONITORING_SETTINGS), ...Object.values(PRIMARY_STORE_SETTINGS), ...Object.values(SICK_SETTINGS)]),
+    table([...Object.values(BOOT_SETTINGS), ...Object.values(MONITORING_SETTINGS), ...Object.values(PRIMARY_STORE_SETTINGS), ...Object.values(SICK_SETTINGS), ...Object.values(CANARY_SETTINGS)]),
     '',
     '#### `clusterPlugin` (under bootCluster: its `plugin` option)',
     '',
@@ -47,7 +48,7 @@ t.test('README\'s configuration tables are the settings\' declarations', async (
 })
 
 t.test('every setting says what it does, its default and what it accepts', async (t) => {
-  const all: Array<Setting<unknown>> = [BOOT_SETTINGS, MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS, SICK_SETTINGS, PLUGIN_SETTINGS, METRICS_SETTINGS, SHARED_SETTINGS]
+  const all: Array<Setting<unknown>> = [BOOT_SETTINGS, MONITORING_SETTINGS, PRIMARY_STORE_SETTINGS, SICK_SETTINGS, CANARY_SETTINGS, PLUGIN_SETTINGS, METRICS_SETTINGS, SHARED_SETTINGS]
     .flatMap((group) => Object.values(group))
   for (const s of all) {
     const name = s.option ?? s.env ?? '?'

@@ -17,13 +17,14 @@ function stats (workers: Array<{ id: string, pid: number, total: number }>): Clu
       memory: { rss: 50 * 2 ** 20, heapUsed: 1, heapTotal: 1 },
       cpu: 1,
       eventLoop: { p50: 1, p99: 2, max: 3, utilization: 0.1 },
-      requests: { total, inFlight: 0, latencyP99: 4 }
+      requests: { total, inFlight: 0, latencyP99: 4, errors: 0 }
     })),
     alive: workers.length,
     expected: workers.length,
     healthy: true,
     warnings: [],
     lastReload: null,
+    rollout: null,
     store: { sessions: 0, emptySessions: 0, clients: 0, sessionBytes: 0, counters: 0, evictions: { clientLimit: 0, storeFull: 0 } }
   }
 }

@@ -71,3 +71,17 @@ t.test('the readers: code wins over the environment, an empty variable is unset,
   t.match(resolveOptions({ redis: { host: 'cache' } }, { REDIS_URL: 'redis://other:6379' }).shared, { redis: { host: 'cache' }, redisSource: 'the redis option' }, 'ioredis options in code')
   t.throws(() => resolveOptions({}, { REDIS_URL: 'cache:6379' }), { message: /REDIS_URL: got "cache:6379", expected a redis:\/\/ or rediss:\/\/ URL$/ })
 })
+
+t.test('canary: off unless enabled; its settings from options or CLUSTER_CANARY_*, each checked', async (t) => {
+  t.match(boot({}), { canary: undefined })
+  t.match(boot({ canary: { bake: 10_000 } }), { canary: undefined }, 'settings alone do not turn it on')
+  t.same((boot({ workers: 2 }, { CLUSTER_CANARY: 'true' }) as { canary: unknown }).canary,
+    { enabled: true, workers: 1, bake: 30_000, minRequests: 100, ratio: 2, errorFloor: 0.01, latencyFloor: 50, loopFloor: 20 })
+  t.match(boot({ workers: 2, canary: { enabled: true, workers: 2, minRequests: 0 } }, { CLUSTER_CANARY_RATIO: '1.5' }), { canary: { workers: 2, minRequests: 0, ratio: 1.5 } })
+  t.throws(() => boot({ workers: 2, canary: { enabled: true, workers: 3 } }), { code: 'FCK_INVALID_OPTION', message: /canary\.workers: got 3, expected a whole number >= 1 and <= workers \(2\)/ })
+  t.throws(() => boot({}, { CLUSTER_CANARY: 'true', CLUSTER_CANARY_BAKE: '30s' }), { code: 'FCK_INVALID_ENV', message: /CLUSTER_CANARY_BAKE: got "30s", expected a whole number of milliseconds >= 1000/ })
+  t.throws(() => boot({ canary: { enabled: true, ratio: 0.5 } }), { message: /canary\.ratio: got 0\.5, expected a number from 1 to 1000/ })
+  t.throws(() => boot({ canary: { enabled: true, errorFloor: 2 } }), { message: /canary\.errorFloor: got 2/ })
+  t.throws(() => boot({ canary: { bakeTime: 1 } }), { message: /canary\.bakeTime: got an unknown option/ })
+  t.throws(() => boot({ canary: true }), { message: /canary: got true, expected an object/ })
+})

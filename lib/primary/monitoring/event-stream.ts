@@ -4,7 +4,7 @@ import type { ClusterEvents, ClusterHandle } from '../types.js'
 /** Every event of the supervisor the stream forwards, under the same name. */
 const FORWARDED: Array<keyof ClusterEvents> = [
   'worker:ready', 'worker:exit', 'worker:restart', 'worker:recycle', 'restart-limit',
-  'reload:start', 'reload:done', 'reload:failed', 'unhealthy', 'healthy'
+  'reload:start', 'reload:phase', 'reload:done', 'reload:failed', 'unhealthy', 'healthy'
 ]
 /** Clients past this many are answered 503: each one costs the primary a socket and its buffer. */
 export const MAX_CLIENTS = 100

@@ -2,7 +2,8 @@ import type { PrimaryLogger } from '../log.js'
 import type { ResolvedBootOptions } from '../options.js'
 import type { Slot } from '../supervision/slot.js'
 import type { StoreSize } from '../../shared-state/primary-store.js'
-import type { ClusterHealth, ClusterStats, LastReload, WorkerStats } from '../types.js'
+import type { Rollout } from '../supervision/rollout.js'
+import type { ClusterHealth, ClusterStats, WorkerStats } from '../types.js'
 
 const MB = 2 ** 20
 
@@ -30,7 +31,8 @@ export function fewerThanHalfAlive (alive: number, expected: number): boolean {
   return alive * 2 < expected
 }
 
-export function buildHealth (slots: readonly Slot[], { maxRestarts }: Pick<ResolvedBootOptions, 'maxRestarts'>): ClusterHealth {
+/** `rollout`: the rollout's warning after the release on disk failed its canary. */
+export function buildHealth (slots: readonly Slot[], { maxRestarts }: Pick<ResolvedBootOptions, 'maxRestarts'>, rollout?: string): ClusterHealth {
   const alive = slots.filter((slot) => slot.alive).length
   const expected = slots.length
   const warnings: string[] = []
@@ -43,12 +45,13 @@ export function buildHealth (slots: readonly Slot[], { maxRestarts }: Pick<Resol
     if (slot.sickStopped !== undefined) warnings.push(`worker ${slot.id} ${slot.sickStopped}: sick-worker replacement stopped`)
   }
   if (fewerThanHalfAlive(alive, expected)) warnings.push(`only ${alive} of ${expected} workers alive`)
+  if (rollout !== undefined) warnings.push(rollout)
   const healthy = warnings.length === 0
   return { status: healthy ? 'ok' : 'degraded', healthy, alive, expected, warnings }
 }
 
 export function buildStats (
-  slots: readonly Slot[], health: ClusterHealth, guard: number | undefined, lastReload: LastReload | undefined, store: StoreSize
+  slots: readonly Slot[], health: ClusterHealth, guard: number | undefined, rollout: Pick<Rollout, 'last' | 'progress'>, store: StoreSize
 ): ClusterStats {
   const now = Date.now()
   const memory = process.memoryUsage()
@@ -64,7 +67,8 @@ export function buildStats (
     expected: health.expected,
     healthy: health.healthy,
     warnings: health.warnings,
-    lastReload: lastReload ?? null,
+    lastReload: rollout.last ?? null,
+    rollout: rollout.progress ?? null,
     store: {
       sessions: store.sessions + store.emptySessions,
       emptySessions: store.emptySessions,

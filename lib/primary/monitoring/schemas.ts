@@ -54,6 +54,21 @@ const worker = {
   }
 }
 
+const bakeSide = {
+  type: 'object',
+  properties: { requests: { type: 'integer' }, errorShare: { type: 'number' }, latencyP99: { type: 'number' }, loopP99: { type: 'number' } }
+}
+
+const canaryVerdict = {
+  type: 'object',
+  properties: { passed: { type: 'boolean' }, reason: { type: 'string' }, bakeMs: { type: 'integer' }, canary: bakeSide, old: bakeSide }
+}
+
+const rolloutProgress = {
+  type: 'object',
+  properties: { phase: { type: 'string', enum: ['surge', 'bake', 'judge', 'roll', 'abort'] }, since: { type: 'string' }, message: { type: 'string' } }
+}
+
 export const statsSchema = {
   type: 'object',
   properties: {
@@ -67,6 +82,7 @@ export const statsSchema = {
       type: 'object',
       properties: { at: { type: 'string' }, ok: { type: 'boolean' }, durationMs: { type: 'integer' }, reason: { type: 'string' } }
     }),
+    rollout: nullable(rolloutProgress),
     store: {
       type: 'object',
       properties: {
@@ -92,6 +108,7 @@ export const reloadResultSchema = {
     ok: { type: 'boolean' },
     durationMs: { type: 'integer' },
     workers: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, pid: { type: 'integer' } } } },
-    reason: { type: 'string' }
+    reason: { type: 'string' },
+    canary: canaryVerdict
   }
 }

@@ -47,6 +47,7 @@ export const STATUS_PAGE = `<!doctype html>
   <span id="health" class="badge">connecting…</span>
   <span><b id="alive">–</b> alive of <b id="expected">–</b></span>
   <span>last reload: <b id="last-reload">none</b></span>
+  <span id="rollout" hidden>rollout: <b id="rollout-phase"></b> <span id="rollout-message"></span></span>
   <span id="connection"><small>stream: connecting</small></span>
 </div>
 <div class="bar"><span>store: <b id="store">–</b></span></div>
@@ -108,8 +109,16 @@ function showStore (s) {
     mib(s.sessionBytes) + ', ' + s.counters + ' rate-limit counters; ' + evicted
 }
 
+/** A canary rollout's phase and progress, shown while it runs. */
+function showRollout (progress) {
+  $('rollout').hidden = progress == null
+  $('rollout-phase').textContent = progress?.phase ?? ''
+  $('rollout-message').textContent = progress?.message ?? ''
+}
+
 function render (stats) {
   showLastReload(stats.lastReload)
+  showRollout(stats.rollout)
   showStore(stats.store)
   showIncidents(stats.workers)
   $('alive').textContent = stats.alive
@@ -177,6 +186,7 @@ function describe (name, d) {
     case 'worker:recycle': return 'worker ' + d.id + ' (pid ' + d.pid + ') being replaced: ' + d.reason
     case 'restart-limit': return 'worker ' + d.id + ' gave up after ' + d.earlyCrashes + ' early crashes in a row'
     case 'reload:start': return 'rolling reload of ' + d.slots + ' workers started'
+    case 'reload:phase': return 'rolling reload, ' + d.phase + ': ' + d.message
     case 'reload:done': return 'rolling reload done in ' + d.durationMs + ' ms'
     case 'reload:failed': return 'rolling reload failed after ' + d.durationMs + ' ms: ' + d.reason
     case 'unhealthy': return 'cluster degraded: ' + d.warnings.join('; ')
@@ -211,7 +221,11 @@ function logEvent (name, detail) {
   item.textContent = new Date().toLocaleTimeString() + '  ' + describe(name, detail)
   $('events').prepend(item)
   while ($('events').children.length > 200) $('events').lastChild.remove()
-  if (name === 'reload:done' || name === 'reload:failed') showLastReload({ ...detail, at: new Date().toISOString() })
+  if (name === 'reload:phase') showRollout(detail)
+  if (name === 'reload:done' || name === 'reload:failed') {
+    showLastReload({ ...detail, at: new Date().toISOString() })
+    showRollout(null)
+  }
 }
 
 let current

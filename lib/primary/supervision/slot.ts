@@ -73,6 +73,8 @@ export interface WorkerEntry {
   failure: string | undefined
   /** What it said was ending it (an uncaught exception or unhandled rejection), and when. */
   fatal: { at: number, name: string, message: string, stack: string } | undefined
+  /** Why a candidate (a canary, a replacement) was lost, when it exited unasked. */
+  lost: Incident | undefined
   /** Where its main thread was when the primary killed it for a stopped heartbeat. */
   hungAt: Incident['frames'] | undefined
   /** Giving a CPU profile or heap snapshot (see diagnostics.ts): missed heartbeats do not count meanwhile. */

@@ -82,6 +82,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       stopping: () => this.#stopping !== undefined,
       events: this,
       gracefulTimeout: options.gracefulTimeout,
+      canary: options.canary,
       log
     })
     this.#upkeep = new Upkeep(options, { rollout: this.#rollout, events: this, log, onChange: () => this.#health.check() })
@@ -134,11 +135,11 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   }
 
   stats (): ClusterStats {
-    return buildStats(this.#slots, this.health(), this.#entries.guardPid, this.#rollout.last, this.#state.size())
+    return buildStats(this.#slots, this.health(), this.#entries.guardPid, this.#rollout, this.#state.size())
   }
 
   health (): ClusterHealth {
-    return buildHealth(this.#slots, this.options)
+    return buildHealth(this.#slots, this.options, this.#rollout.warning)
   }
 
   /** What the primary's shared store holds, for /metrics. */
@@ -192,6 +193,8 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
   }
 
   #fork (slot: Slot, role: WorkerEntry['role']): WorkerEntry {
+    const rejected = this.#rollout.running ? undefined : this.#rollout.warning
+    if (rejected !== undefined) this.log.warn({ workerId: String(slot.id) }, `worker ${slot.id} starts from the code on disk: ${rejected}`)
     const env = workerEnvironment(slot, this.options, { restarted: !this.#starting, balancing: this.#balancing, passed: this.#passed, reports: this.#reports?.path })
     const entry = forkWorker(slot, role, env, this.options.readyTimeout, this.log, {
       onMessage: (entry, message, handle) => (this.#routes[message.type] as ((entry: WorkerEntry, message: WorkerMessage, handle: unknown) => void) | undefined)?.(entry, message, handle),
@@ -222,6 +225,7 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
       entry.sample = message.sample
       if (entry.readyAt !== undefined) entry.heartbeats++
       this.#upkeep.afterHeartbeat(entry)
+      this.#rollout.heard(entry)
     },
     'fck:draining': (entry, message) => { if (isCurrent(entry)) entry.slot.apply('drain', { pid: message.pid, reason: message.reason }) },
     'fck:failed': (entry, message) => { entry.failure = `failed to start: ${message.error.message}` },
@@ -243,7 +247,9 @@ export class Supervisor extends EventEmitter<ClusterEvents> implements ClusterHa
     const { slot } = entry
     const pid = entry.worker.process.pid ?? 0
     if (entry.role !== 'current' || slot.worker !== entry) {
-      this.emit('worker:exit', { id: String(slot.id), pid, code, signal, state: 'retired', reason: entry.failure })
+      // A candidate (a canary, a replacement) was not asked to stop: why it was lost is the rollout's verdict.
+      if (entry.role === 'candidate') entry.lost = incidentOf(entry, code, signal, this.#reports?.path ?? '')
+      this.emit('worker:exit', { id: String(slot.id), pid, code, signal, state: 'retired', reason: entry.lost?.reason ?? entry.failure, incident: entry.lost })
       return
     }
     slot.worker = undefined

@@ -70,6 +70,7 @@ export function forkWorker (
     failure: undefined,
     fatal: undefined,
     hungAt: undefined,
+    lost: undefined,
     diagnosing: false,
     oomKills: worker.process.pid === undefined ? undefined : oomKillCounter(worker.process.pid),
     ready: new Promise((resolve, reject) => { onReady = resolve; onFailed = reject }),
