@@ -138,6 +138,22 @@ export async function rssOf (pid) {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) * 1024
 }
 
+/**
+ * Runs `once(variant)` for every variant, in `rounds` interleaved rounds (ABBA), printing each run
+ * as `describe(variant, run)` says; resolves with the runs by variant.
+ */
+export async function interleavedRuns (names, rounds, once, describe) {
+  const runs = Object.fromEntries(names.map((name) => [name, []]))
+  for (const order of interleave(names, rounds)) {
+    for (const name of order) {
+      const run = await once(name)
+      runs[name].push(run)
+      console.log(`  ${describe(name, run)}`)
+    }
+  }
+  return runs
+}
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Resolves once 127.0.0.1:port answers GET / with 200 from `distinct` different pids (X-Worker-PID or the socket). */

@@ -1,5 +1,5 @@
 import autocannon from 'autocannon'
-import { fmt, freePort, interleave, median, sleep, startPm2, startServer } from '../lib.mjs'
+import { fmt, freePort, interleavedRuns, median, sleep, startPm2, startServer } from '../lib.mjs'
 
 // Failed requests while every worker is replaced under load: bootCluster's rolling reload vs
 // `pm2 reload`, with a bare Fastify app that closes on SIGINT (what PM2 users write) and with the
@@ -44,15 +44,7 @@ export default {
   name: 'reload',
   description: `Failed requests (errors + timeouts + non-2xx) during a rolling reload of 2 workers under autocannon -c ${LOAD.connections}, ${LOAD.duration} s, reload at 2 s`,
   async run (scenario, { rounds }) {
-    const names = Object.keys(variants)
-    const runs = Object.fromEntries(names.map((name) => [name, []]))
-    for (const order of interleave(names, rounds)) {
-      for (const name of order) {
-        const run = await once(name)
-        runs[name].push(run)
-        console.log(`  reload ${name}: ${run.failed} failed of ${run.total}, reload took ${run.reloadMs} ms`)
-      }
-    }
+    const runs = await interleavedRuns(Object.keys(variants), rounds, once, (name, run) => `reload ${name}: ${run.failed} failed of ${run.total}, reload took ${run.reloadMs} ms`)
     const lines = [
       `${scenario.description}. ${rounds} interleaved rounds.`,
       '',

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import autocannon from 'autocannon'
-import { fmt, freePort, interleave, median, sleep, startServer } from '../lib.mjs'
+import { fmt, freePort, interleavedRuns, median, sleep, startServer } from '../lib.mjs'
 
 // A full restart of the cluster (primary and workers stopped with SIGTERM, then started again: an
 // upgrade of the kit or of Node, a new CLUSTER_WORKERS) under keep-alive load: with the listening
@@ -86,15 +86,8 @@ export default {
   name: 'restart',
   description: `A full stop and start of a 2-worker cluster (SIGTERM, then a new primary) at ${RESTART_AT / 1000} s under autocannon -c ${LOAD.connections} (keep-alive), ${LOAD.duration} s`,
   async run (scenario, { rounds }) {
-    const names = Object.keys(variants)
-    const runs = Object.fromEntries(names.map((name) => [name, []]))
-    for (const order of interleave(names, rounds)) {
-      for (const name of order) {
-        const run = await round(name)
-        runs[name].push(run)
-        console.log(`  restart ${name}: ${run.failed} failed of ${run.total}, longest request ${run.longest} ms, restart took ${run.restartMs} ms`)
-      }
-    }
+    const runs = await interleavedRuns(Object.keys(variants), rounds, round,
+      (name, run) => `restart ${name}: ${run.failed} failed of ${run.total}, longest request ${run.longest} ms, restart took ${run.restartMs} ms`)
     const lines = [
       `${scenario.description}. ${rounds} interleaved rounds. Failed: socket errors (refused, reset), timeouts and non-2xx answers.`,
       '',
@@ -107,7 +100,7 @@ export default {
       lines.push(`| ${name} | ${median(failed)} | ${Math.min(...failed)}–${Math.max(...failed)} | ${fmt(median(longest))} | ${fmt(Math.max(...longest))} | ` +
         `${fmt(median(list.map((run) => run.restartMs)))} | ${fmt(median(list.map((run) => run.total)))} |`)
     }
-    const held = runs[names[0]].reduce((sum, run) => sum + run.failed, 0)
+    const held = Object.values(runs)[0].reduce((sum, run) => sum + run.failed, 0)
     lines.push('', `- held socket: ${held} failed requests in ${rounds} full restarts: ${held === 0 ? 'meets' : 'MISSES'} the goal (0 failed)`)
     return lines.join('\n')
   }
