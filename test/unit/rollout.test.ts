@@ -275,3 +275,21 @@ t.test('a canary lost during the bake, or one that fails to start, aborts at onc
   t.match(await starting, { ok: false, reason: 'canary rejected: canary worker 1 failed to start: exited (code 1) before listening' })
   t.match(failed.rollout.warning, /failed its canary/)
 })
+
+t.test('the cluster stopping during a surge or a bake ends the reload without a verdict on the release', async (t) => {
+  for (const when of ['surge', 'bake'] as const) {
+    const { rollout, forks, stopping } = setup(1, { ...CANARY, bake: 60_000 })
+    const running = rollout.begin()
+    await tick()
+    if (when === 'bake') {
+      forks[1]?.listen()
+      await tick()
+    }
+    stopping.now = true
+    // The stop drains every worker, the canary included.
+    if (when === 'surge') forks[1]?.fail('exited (signal SIGTERM) before listening')
+    forks[1]?.exit()
+    t.match(await running, { ok: false, reason: /shutting down/, canary: undefined }, when)
+    t.equal(rollout.warning, undefined, `${when}: the release is not called failed`)
+  }
+})

@@ -159,6 +159,8 @@ export class Rollout {
         throw new Error(`canary worker ${entry.slot.id} failed to start: ${entry.failure ?? error.message}`)
       })))
     } catch (error) {
+      // A stop ends the canaries too: that says nothing of the release.
+      if (host.stopping()) throw new FCK_SHUTTING_DOWN()
       return await this.#abort(canaries, this.#lostVerdict((error as Error).message))
     }
     const old = host.slots.flatMap((slot) => slot.worker === undefined ? [] : [slot.worker])
