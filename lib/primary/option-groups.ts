@@ -1,4 +1,4 @@
-import { checkObject, integer, read, rejectUnknown, type Env } from '../common/config.js'
+import { checkObject, integer, invalid, read, rejectUnknown, type Env } from '../common/config.js'
 import { FCK_MONITORING_UNPROTECTED } from '../common/errors.js'
 import type { PrimaryStoreLimits } from '../shared-state/primary-store.js'
 import { CANARY_SETTINGS, SICK_SETTINGS } from './policy-settings.js'
@@ -98,14 +98,24 @@ export function resolveSick (given: Partial<SickOptions> = {}, env: Env): Resolv
   return sick.loopDelay === undefined && sick.utilization === undefined && sick.heapUsed === undefined ? undefined : sick
 }
 
-/** The canary settings when `enabled`, otherwise undefined; `workers` is the cluster's worker count, the most canaries it may have. */
-export function resolveCanary (given: Partial<CanaryOptions> = {}, env: Env, workers: number): CanaryOptions | undefined {
+/**
+ * The canary settings when `enabled`, otherwise undefined. Canaries are extra to the `workers`, so
+ * there are at most as many, and the surge stays within the workers bound `max`.
+ */
+export function resolveCanary (given: Partial<CanaryOptions> = {}, env: Env, workers: number, max: number): CanaryOptions | undefined {
   checkObject('canary', given)
   rejectUnknown(given, Object.keys(CANARY_SETTINGS), 'canary.')
   const setting = CANARY_SETTINGS
+  const enabled = read(setting.enabled, given.enabled, env)
+  const room = Math.min(workers, max - workers)
+  if (enabled && room < 1) {
+    invalid(setting.enabled, given.enabled === undefined, given.enabled ?? env[setting.enabled.env],
+      `false while the ${workers} workers are at the bound of ${max}: canaries are extra to them (run fewer workers, or allowOversubscribe)`)
+  }
+  const surge = integer(1, room, `a whole number >= 1 and <= ${room} (canaries are extra to the ${workers} workers, at most as many, within the bound of ${max})`)
   const canary = {
-    enabled: read(setting.enabled, given.enabled, env),
-    workers: read(setting.workers, given.workers, env, integer(1, workers, `a whole number >= 1 and <= workers (${workers})`)),
+    enabled,
+    workers: read(setting.workers, given.workers, env, enabled ? surge : setting.workers.kind),
     bake: read(setting.bake, given.bake, env),
     minRequests: read(setting.minRequests, given.minRequests, env),
     ratio: read(setting.ratio, given.ratio, env),

@@ -199,8 +199,11 @@ export function portSource (env: Env = process.env): string {
   return env.PORT === undefined ? 'the port option or its default' : `PORT=${env.PORT}`
 }
 
-/** A worker count past a few per core is a typo or a fork bomb, unless the user says otherwise. */
-function readWorkers (options: BootClusterOptions, env: Env): number {
+/**
+ * A worker count past a few per core is a typo or a fork bomb, unless the user says otherwise.
+ * `max` is the bound, which a canary's surge counts against too.
+ */
+function readWorkers (options: BootClusterOptions, env: Env): { workers: number, max: number } {
   const oversubscribe = read(BOOT_SETTINGS.allowOversubscribe, options.allowOversubscribe, env)
   const cores = os.availableParallelism()
   const { maxWorkers, workersPerCore } = LIMITS
@@ -208,7 +211,7 @@ function readWorkers (options: BootClusterOptions, env: Env): number {
   const expected = oversubscribe
     ? `a whole number of workers >= 1 and <= ${max}`
     : `a whole number of workers >= 1 and <= ${max} (${workersPerCore} per core on ${cores} cores; allowOversubscribe or CLUSTER_ALLOW_OVERSUBSCRIBE=true allows up to ${maxWorkers})`
-  return read(BOOT_SETTINGS.workers, options.workers, env, integer(1, max, expected))
+  return { workers: read(BOOT_SETTINGS.workers, options.workers, env, integer(1, max, expected)), max }
 }
 
 /**
@@ -226,7 +229,7 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env, mayFo
   const setting = BOOT_SETTINGS
   const enabled = read(setting.enabled, options.enabled, env)
   const primary = enabled && mayFork
-  const workers = readWorkers(options, env)
+  const { workers, max } = readWorkers(options, env)
   return {
     enabled,
     workers,
@@ -250,7 +253,7 @@ export function resolveBootOptions (options: BootClusterOptions, env: Env, mayFo
     plugin: options.plugin ?? {},
     primaryStore: resolvePrimaryStore(options.primaryStore, env),
     sick: resolveSick(options.sick, env),
-    canary: resolveCanary(options.canary, env, workers),
+    canary: resolveCanary(options.canary, env, workers, max),
     // Said by the process that owns the settings, once: not again by each worker.
     warnings: mayFork
       ? [

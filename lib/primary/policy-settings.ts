@@ -85,7 +85,7 @@ export const CANARY_SETTINGS = {
     kind: integer(1, LIMITS.maxWorkers),
     default: 1,
     shown: '1',
-    doc: 'extra workers the new release runs as during the bake (at most `workers`)'
+    doc: 'extra workers the new release runs as during the bake (at most `workers`, and together within the workers bound)'
   } satisfies Setting<number>,
   bake: {
     option: 'canary.bake',

@@ -105,8 +105,10 @@ export interface RolloutProgress {
   phase: RolloutPhase
   /** When the phase began (ISO time). */
   since: string
-  /** In words, with its numbers: `baking 1 canary for 30 s: 140 of 100 requests, 12 s in`. */
+  /** In words, with its numbers: `baking 1 canary worker(s): 140 of 100 requests, 18 s left`. */
   message: string
+  /** The canary workers, extra to the configured ones until the roll gives each a slot. */
+  canaries: Array<{ id: string, pid: number }>
 }
 
 export interface WorkerEvent {

@@ -78,7 +78,13 @@ t.test('canary: off unless enabled; its settings from options or CLUSTER_CANARY_
   t.same((boot({ workers: 2 }, { CLUSTER_CANARY: 'true' }) as { canary: unknown }).canary,
     { enabled: true, workers: 1, bake: 30_000, minRequests: 100, ratio: 2, errorFloor: 0.01, latencyFloor: 50, loopFloor: 20 })
   t.match(boot({ workers: 2, canary: { enabled: true, workers: 2, minRequests: 0 } }, { CLUSTER_CANARY_RATIO: '1.5' }), { canary: { workers: 2, minRequests: 0, ratio: 1.5 } })
-  t.throws(() => boot({ workers: 2, canary: { enabled: true, workers: 3 } }), { code: 'FCK_INVALID_OPTION', message: /canary\.workers: got 3, expected a whole number >= 1 and <= workers \(2\)/ })
+  t.throws(() => boot({ workers: 2, canary: { enabled: true, workers: 3 } }), { code: 'FCK_INVALID_OPTION', message: /canary\.workers: got 3, expected a whole number >= 1 and <= 2 \(canaries are extra to the 2 workers, at most as many, within the bound of \d+\)/ })
+  const bound = 4 * cores
+  t.match(boot({ workers: bound }), { canary: undefined }, 'off, a cluster at the bound needs no room')
+  t.throws(() => boot({ workers: bound, canary: { enabled: true } }), { message: `Invalid option canary.enabled: got true, expected false while the ${bound} workers are at the bound of ${bound}: canaries are extra to them (run fewer workers, or allowOversubscribe)` })
+  t.throws(() => boot({ workers: bound }, { CLUSTER_CANARY: 'yes' }), { code: 'FCK_INVALID_ENV', message: /CLUSTER_CANARY: got "yes", expected false while/ })
+  t.match(boot({ workers: bound - 1, canary: { enabled: true, workers: 1 } }), { canary: { workers: 1 } }, 'the surge fills the bound, no more')
+  t.throws(() => boot({ workers: bound - 1, canary: { enabled: true, workers: 2 } }), { message: /<= 1 \(canaries are extra/ })
   t.throws(() => boot({}, { CLUSTER_CANARY: 'true', CLUSTER_CANARY_BAKE: '30s' }), { code: 'FCK_INVALID_ENV', message: /CLUSTER_CANARY_BAKE: got "30s", expected a whole number of milliseconds >= 1000/ })
   t.throws(() => boot({ canary: { enabled: true, ratio: 0.5 } }), { message: /canary\.ratio: got 0\.5, expected a number from 1 to 1000/ })
   t.throws(() => boot({ canary: { enabled: true, errorFloor: 2 } }), { message: /canary\.errorFloor: got 2/ })

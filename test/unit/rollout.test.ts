@@ -151,7 +151,7 @@ t.test('canary passed: surge (a canary beside every old worker) -> bake -> judge
   t.same(forks[0]?.said, [])
   forks[2]?.listen()
   await tick()
-  t.match(rollout.progress, { phase: 'bake', message: /^baking 1 canary worker\(s\): 0 of 10 requests, \d+ s left$/ })
+  t.match(rollout.progress, { phase: 'bake', message: /^baking 1 canary worker\(s\): 0 of 10 requests, \d+ s left$/, canaries: [{ id: '0', pid: 102 }] })
   for (const i of [0, 1, 2]) t.same(forks[i]?.said, ['fck:spread'], 'every listening worker closes a share of its connections')
   beat(rollout, forks[0], { total: 100 })
   beat(rollout, forks[1], { total: 100 })
@@ -185,7 +185,7 @@ t.test('canary rejected on its 5xx share: abort; the canary drains, the old work
   t.same(forks[2]?.said, ['fck:spread', 'fck:shutdown'], 'the canary is retired')
   forks[2]?.exit()
   const result = await running
-  t.match(result, { ok: false, reason: /^canary rejected: canary 5xx share 50\.0% is above 1\.0% \(2 × the old workers' 0\.5%, floor 1\.0%\)$/, canary: { passed: false, canary: { errorShare: 0.5 } } })
+  t.match(result, { ok: false, reason: /^canary rejected: canary 5xx share 50\.0% over 50 requests in 0 s is above 1\.0% \(2 × the old workers' 0\.5% over 200, floor 1\.0%\)$/, canary: { passed: false, canary: { errorShare: 0.5 } } })
   t.equal(slots[0]?.worker, forks[0]?.entry)
   t.equal(slots[1]?.worker, forks[1]?.entry)
   t.same(forks[0]?.said, ['fck:spread', 'fck:spread'], 'no old worker was asked to stop')
@@ -210,8 +210,8 @@ t.test('canary rejected on its 5xx share: abort; the canary drains, the old work
 
 t.test('canary rejected on latency and on event-loop delay, each past its ratio and its floor', async (t) => {
   for (const [canary, old, reason] of [
-    [{ latencyP99: 300 }, { latencyP99: 100 }, /^canary rejected: canary request p99 300 ms is above 200 ms/],
-    [{ loopP99: 45 }, { loopP99: 5 }, /^canary rejected: canary event-loop delay p99 45 ms is above 20 ms \(2 × the old workers' 5 ms, floor 20 ms\)/]
+    [{ latencyP99: 300 }, { latencyP99: 100 }, /^canary rejected: canary request p99 300 ms over 100 requests in 0 s is above 200 ms/],
+    [{ loopP99: 45 }, { loopP99: 5 }, /^canary rejected: canary event-loop delay p99 45 ms over 100 requests in 0 s is above 20 ms \(2 × the old workers' 5 ms over 100, floor 20 ms\)/]
   ] as const) {
     const { rollout, forks } = setup(1, CANARY)
     const running = rollout.begin()

@@ -66,7 +66,12 @@ const canaryVerdict = {
 
 const rolloutProgress = {
   type: 'object',
-  properties: { phase: { type: 'string', enum: ['surge', 'bake', 'judge', 'roll', 'abort'] }, since: { type: 'string' }, message: { type: 'string' } }
+  properties: {
+    phase: { type: 'string', enum: ['surge', 'bake', 'judge', 'roll', 'abort'] },
+    since: { type: 'string' },
+    message: { type: 'string' },
+    canaries: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, pid: { type: 'integer' } } } }
+  }
 }
 
 export const statsSchema = {

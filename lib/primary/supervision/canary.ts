@@ -68,15 +68,23 @@ export class Bake {
       ['request p99', canary.latencyP99, old.latencyP99, options.latencyFloor, millis],
       ['event-loop delay p99', canary.loopP99, old.loopP99, options.loopFloor, millis]
     ]
+    const seconds = Math.round((Date.now() - this.started) / 1000)
     for (const [name, value, before, floor, show] of rules) {
       const limit = Math.max(options.ratio * before, floor)
       if (value > limit) {
-        return verdict(false, `canary ${name} ${show(value)} is above ${show(limit)} (${options.ratio} × the old workers' ${show(before)}, floor ${show(floor)})`)
+        return verdict(false, `canary ${name} ${show(value)} over ${canary.requests} requests in ${seconds} s is above ${show(limit)} ` +
+          `(${options.ratio} × the old workers' ${show(before)} over ${old.requests}, floor ${show(floor)})`)
       }
     }
     return verdict(true, `canary passed over ${canary.requests} requests: ` +
       rules.map(([name, value, before, , show]) => `${name} ${show(value)} (old workers ${show(before)})`).join(', '))
   }
+}
+
+/** A failed verdict before any bake (a canary failed to start). */
+export function unbaked (reason: string): CanaryVerdict {
+  const none = { requests: 0, errorShare: 0, latencyP99: 0, loopP99: 0 }
+  return { passed: false, reason, bakeMs: 0, canary: none, old: none }
 }
 
 function side ({ requests, errors, weightedLatency, loopSum, beats }: Tally): BakeSide {

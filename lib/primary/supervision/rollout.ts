@@ -4,7 +4,7 @@ import { sendToWorker } from '../../common/protocol.js'
 import type { PrimaryLogger } from '../log.js'
 import type { CanaryOptions } from '../options.js'
 import type { CanaryVerdict, ClusterEvents, LastReload, ReloadResult, RolloutPhase, RolloutProgress } from '../types.js'
-import { Bake } from './canary.js'
+import { Bake, unbaked } from './canary.js'
 import type { Slot, WorkerEntry } from './slot.js'
 
 /** Past the workers' own gracefulTimeout, the primary waits this much longer before SIGKILL. */
@@ -65,6 +65,7 @@ export class Rollout {
   #last: LastReload | undefined
   #progress: { phase: RolloutPhase, since: string, message: () => string } | undefined
   #bake: Bake | undefined
+  #canaries: WorkerEntry[] = []
   /** The release on disk whose canaries failed, until a reload succeeds. */
   #rejected: { at: string, reason: string } | undefined
 
@@ -82,7 +83,9 @@ export class Rollout {
   /** Where a canary rollout is, undefined when none runs. */
   get progress (): RolloutProgress | undefined {
     const progress = this.#progress
-    return progress === undefined ? undefined : { phase: progress.phase, since: progress.since, message: progress.message() }
+    if (progress === undefined) return undefined
+    const canaries = this.#canaries.map((entry) => ({ id: String(entry.slot.id), pid: entry.worker.process.pid ?? 0 }))
+    return { phase: progress.phase, since: progress.since, message: progress.message(), canaries }
   }
 
   /**
@@ -108,6 +111,7 @@ export class Rollout {
     this.#running = this.#reload().finally(() => {
       this.#running = undefined
       this.#progress = undefined
+      this.#canaries = []
     })
     return this.#running
   }
@@ -155,13 +159,14 @@ export class Rollout {
     this.#phase('surge', () => `starting ${count} canary worker(s) of the new release beside the ${host.slots.length} old ones`)
     try {
       for (const slot of host.slots.slice(0, count)) canaries.set(slot, this.#candidate(slot))
+      this.#canaries = [...canaries.values()]
       await Promise.all([...canaries.values()].map(async (entry) => await entry.ready.catch((error: Error) => {
         throw new Error(`canary worker ${entry.slot.id} failed to start: ${entry.failure ?? error.message}`)
       })))
     } catch (error) {
       // A stop ends the canaries too: that says nothing of the release.
       if (host.stopping()) throw new FCK_SHUTTING_DOWN()
-      return await this.#abort(canaries, this.#lostVerdict((error as Error).message))
+      return await this.#abort(canaries, unbaked((error as Error).message))
     }
     const old = host.slots.flatMap((slot) => slot.worker === undefined ? [] : [slot.worker])
     const bake = this.#bake = new Bake([...canaries.values()], old)
@@ -200,12 +205,6 @@ export class Rollout {
     } finally {
       clearTimeout(timer)
     }
-  }
-
-  /** A failed verdict that is not about numbers (a canary failed to start). */
-  #lostVerdict (reason: string): CanaryVerdict {
-    const none = { requests: 0, errorShare: 0, latencyP99: 0, loopP99: 0 }
-    return { passed: false, reason, bakeMs: 0, canary: none, old: none }
   }
 
   async #abort (canaries: Map<Slot, WorkerEntry>, verdict: CanaryVerdict): Promise<never> {
