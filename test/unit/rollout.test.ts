@@ -28,6 +28,7 @@ function fake (slot: Slot, role: WorkerEntry['role'], pid: number): Fake {
     worker: {
       process: { pid, kill: (signal: string) => { said.push(signal) }, exitCode: null, signalCode: null },
       isConnected: () => true,
+      isDead: () => false,
       send: (message: { type: string }) => { said.push(message.type) },
       once: () => {}
     }

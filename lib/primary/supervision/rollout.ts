@@ -39,9 +39,9 @@ class CanaryFailed extends Error {
   }
 }
 
-/** The worker has exited (or was never forked). */
+/** The worker has exited, or its channel is gone (it is on its way out). */
 function gone (entry: WorkerEntry): boolean {
-  return entry.worker.process.exitCode !== null || entry.worker.process.signalCode !== null || !entry.worker.isConnected()
+  return entry.worker.isDead() || !entry.worker.isConnected()
 }
 
 /**
@@ -170,7 +170,9 @@ export class Rollout {
     }
     const old = host.slots.flatMap((slot) => slot.worker === undefined ? [] : [slot.worker])
     const bake = this.#bake = new Bake([...canaries.values()], old)
-    this.#spread([...old, ...canaries.values()], SPREAD_EVERY)
+    // The old workers the bake began with: one restarted meanwhile never got the spread.
+    const baking = [...old, ...canaries.values()]
+    this.#spread(baking, SPREAD_EVERY)
     try {
       for (let extended = false; ; extended = true) {
         const until = Date.now() + options.bake
@@ -187,7 +189,7 @@ export class Rollout {
       }
     } finally {
       this.#bake = undefined
-      this.#spread([...host.slots.flatMap((slot) => slot.worker === undefined ? [] : [slot.worker]), ...canaries.values()], 0)
+      this.#spread(baking, 0)
     }
   }
 
@@ -273,7 +275,7 @@ export class Rollout {
     }
     const killer = setTimeout(() => {
       for (const entry of entries) {
-        if (entry.worker.process.exitCode !== null || entry.worker.process.signalCode !== null) continue
+        if (entry.worker.isDead()) continue
         this.host.log.error({ workerId: String(entry.slot.id), workerPid: entry.worker.process.pid }, 'killing worker: drain outlasted gracefulTimeout')
         entry.worker.process.kill('SIGKILL')
       }
